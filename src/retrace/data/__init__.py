@@ -1,0 +1,15 @@
+"""Artifact formats (trajectories, documents) and their export. Knows no trainer and no model."""
+
+from retrace.data.document import (
+    Document,
+    Segment,
+    raw_repository_document,
+    read_documents,
+    trajectory_to_document,
+)
+from retrace.data.trajectory import MAIN_AGENT, STEP_KINDS, Step, Trajectory, read_trajectories
+
+__all__ = [
+    "MAIN_AGENT", "STEP_KINDS", "Document", "Segment", "Step", "Trajectory", "raw_repository_document",
+    "read_documents", "read_trajectories", "trajectory_to_document",
+]

@@ -1,0 +1,59 @@
+"""The trajectory artifact: what the simulated agents did, step by step, for one repository.
+
+`<output_dir>/trajectories/<repo>.jsonl` holds one JSON object per repository (see docs/formats.md).
+Steps are flat; `agent` is "main" or the path of the file the sub-agent owns, which is enough to
+recover the nesting (main agent delegates, sub-agent works, sub-agent reports back).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAIN_AGENT = "main"
+
+# Step kinds, in the order they typically appear. `read` carries the observation (the real file) and
+# `write` the payload (the real file); everything else is text written by a policy.
+STEP_KINDS = ("requirements", "plan", "delegate", "think", "read", "write", "report")
+
+
+@dataclass
+class Step:
+    agent: str                 # "main" or the path of the file this sub-agent implements
+    kind: str                  # one of STEP_KINDS
+    path: str | None           # the file read or written (or delegated), relative, '/' separators
+    content: str               # text (think/plan/...), observation (read) or payload (write)
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. {"truncated": true}, {"source": "structural"}
+
+    def __post_init__(self) -> None:
+        if self.kind not in STEP_KINDS:
+            raise ValueError(f"unknown step kind {self.kind!r}; expected one of {STEP_KINDS}")
+
+
+@dataclass
+class Trajectory:
+    repo: str
+    source: str
+    order: list[str]                        # file paths in development order
+    steps: list[Step]
+    meta: dict[str, Any] = field(default_factory=dict)  # cycles, broken edges, policy counts, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trajectory:
+        steps = [Step(**step) for step in data["steps"]]
+        return cls(repo=data["repo"], source=data["source"], order=list(data["order"]), steps=steps,
+                   meta=dict(data.get("meta", {})))
+
+
+def read_trajectories(directory: str | Path) -> list[Trajectory]:
+    """All trajectories under `directory` (`*.jsonl`, one object per line), sorted by repository name."""
+    found: list[Trajectory] = []
+    for path in sorted(Path(directory).glob("*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            found.extend(Trajectory.from_dict(json.loads(line)) for line in handle if line.strip())
+    return sorted(found, key=lambda t: t.repo)
