@@ -50,7 +50,8 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_arg
                                   temperature=sim_args.policy_temperature, dtype=sim_args.policy_dtype,
                                   seed=sim_args.seed, kinds=sim_args.policy_kinds)
         trajectories = simulate_repositories(list(zip(todo, graphs)), policy,
-                                             SimulationOptions(read_budget_chars=sim_args.read_budget_chars))
+                                             SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
+                                                               prompt_facts_chars=sim_args.prompt_facts_chars))
         sizes: Counter[str] = Counter()
         for snapshot, graph, trajectory in zip(todo, graphs, trajectories):
             files = {f.path: f.text for f in snapshot.files}

@@ -10,6 +10,7 @@ a value of the wrong type or a missing path is one `RecipeError` naming the key 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -52,6 +54,14 @@ class _RaisingParser(HfArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise RecipeError(message)
+
+    @staticmethod
+    def _parse_dataclass_field(parser: argparse.ArgumentParser, dc_field: dataclasses.Field):
+        # HfArgumentParser passes field metadata to add_argument: hide our own key from argparse.
+        if "retrace_path" in dc_field.metadata:
+            dc_field = copy.copy(dc_field)
+            dc_field.metadata = MappingProxyType({k: v for k, v in dc_field.metadata.items() if k != "retrace_path"})
+        HfArgumentParser._parse_dataclass_field(parser, dc_field)
 
 
 def _pop_config(argv: list[str]) -> tuple[str | None, list[str]]:

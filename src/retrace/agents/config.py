@@ -23,6 +23,8 @@ class SimulationArguments:
     policy_dtype: str = field(default="auto", metadata={"help": "torch dtype of the policy model."})
     read_budget_chars: int = field(default=0, metadata={
         "help": "0: Read observations are whole files; else longer files are cut and marked truncated."})
+    prompt_facts_chars: int = field(default=800, metadata={
+        "help": "Facts shown to a model policy are cut to this many characters (prefill dominates CPU cost)."})
     seed: int = field(default=0, metadata={"help": "Seed for sampled generation."})
 
     def __post_init__(self) -> None:

@@ -21,6 +21,11 @@ from retrace.repo import RepoGraph, RepoSnapshot
 class SimulationOptions:
     read_budget_chars: int = 0       # 0: observations are whole files; else longer files are cut, marked truncated
     min_forbidden_line_chars: int = 30
+    prompt_facts_chars: int = 800    # facts shown to a model policy are cut here: prefill dominates CPU cost
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 4].rstrip() + " ..."
 
 
 def _forbidden_lines(text: str, min_chars: int) -> list[str]:
@@ -65,7 +70,7 @@ def simulate_repositories(items: list[tuple[RepoSnapshot, RepoGraph]], policy,
         facts_text = (f"Description: {overview['description'] or 'none given'}\n"
                       f"{overview['n_files']} files, {overview['n_lines']} lines. Files:\n{module_list}")
         request(index, ("requirements", ""), PolicyRequest(
-            "requirements", {"repo": snapshot.name, "facts": facts_text}, structural.requirements_text(overview)))
+            "requirements", {"repo": snapshot.name, "facts": _cap(facts_text, options.prompt_facts_chars)}, structural.requirements_text(overview)))
         written: set[str] = set()
         all_facts = []
         texts = {f.path: f.text for f in snapshot.files}
@@ -76,18 +81,19 @@ def simulate_repositories(items: list[tuple[RepoSnapshot, RepoGraph]], policy,
             forbidden = _forbidden_lines(texts[path], options.min_forbidden_line_chars)
             definitions = "\n".join(facts.classes + facts.functions) or "module-level code only"
             fields = {"repo": snapshot.name, "path": path, "purpose": facts.purpose}
+            cap = options.prompt_facts_chars
             request(index, ("purpose", path), PolicyRequest(
-                "purpose", {**fields, "facts": definitions}, structural.purpose_text(facts), forbidden))
+                "purpose", {**fields, "facts": _cap(definitions, cap)}, structural.purpose_text(facts), forbidden))
             if facts.deps:
                 dep_text = "\n".join(
                     f"- {d}: uses {', '.join(facts.imported_names.get(d, [])) or 'its interfaces'}" for d in facts.deps)
                 request(index, ("think_read", path), PolicyRequest(
-                    "think_read", {**fields, "facts": dep_text}, structural.think_read_text(facts), forbidden))
+                    "think_read", {**fields, "facts": _cap(dep_text, cap)}, structural.think_read_text(facts), forbidden))
             write_facts = structural.think_write_text(facts)
             request(index, ("think_write", path), PolicyRequest(
-                "think_write", {**fields, "facts": write_facts}, write_facts, forbidden))
+                "think_write", {**fields, "facts": _cap(write_facts, cap)}, write_facts, forbidden))
             request(index, ("report", path), PolicyRequest(
-                "report", {**fields, "facts": ", ".join(facts.defined_names) or "module-level code"},
+                "report", {**fields, "facts": _cap(", ".join(facts.defined_names) or "module-level code", cap)},
                 structural.report_text(facts), forbidden))
         plans.append(_RepoPlan(snapshot, graph, all_facts, index))
 
