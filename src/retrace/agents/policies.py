@@ -24,6 +24,7 @@ class PolicyRequest:
     fields: dict[str, str]          # values for the template's placeholders
     structural: str                 # the grounded fallback text
     forbidden_lines: list[str] = field(default_factory=list)  # real code lines the text must not paste
+    anchors: list[str] = field(default_factory=list)  # names of which a grounded text mentions at least one
 
 
 @dataclass
@@ -50,8 +51,14 @@ class StructuralPolicy:
         return [PolicyReply(r.structural, "structural") for r in requests]
 
 
-def check_reply(text: str, request: PolicyRequest, min_chars: int = 20, max_chars: int = 2000) -> str | None:
-    """Why a generated reply is unusable, or None when it is fine."""
+def check_reply(text: str, request: PolicyRequest, prompt: str = "", min_chars: int = 20,
+                max_chars: int = 2000) -> str | None:
+    """Why a generated reply is unusable, or None when it is fine.
+
+    Beyond form (length, code blocks, markup), a reply must stay grounded: mention at least one of the
+    request's anchors (the file, its names, its dependencies), not paste real code, and not parrot
+    the prompt back.
+    """
     stripped = text.strip()
     if len(stripped) < min_chars:
         return "too_short"
@@ -64,6 +71,12 @@ def check_reply(text: str, request: PolicyRequest, min_chars: int = 20, max_char
     for line in request.forbidden_lines:
         if line in stripped:
             return "pastes_code"
+    for line in prompt.splitlines():
+        if len(line.strip()) >= 30 and line.strip() in stripped:
+            return "echoes_prompt"
+    lowered = stripped.lower()
+    if request.anchors and not any(anchor.lower() in lowered for anchor in request.anchors):
+        return "ungrounded"
     return None
 
 
@@ -89,13 +102,12 @@ class HFPolicy:
     def write(self, requests: list[PolicyRequest]) -> list[PolicyReply]:
         replies = [PolicyReply(r.structural, "structural") for r in requests]
         todo = [i for i, r in enumerate(requests) if r.kind in self.kinds]
-        conversations = [[
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": self.templates[requests[i].kind].format(**requests[i].fields).strip()},
-        ] for i in todo]
+        prompts = [self.templates[requests[i].kind].format(**requests[i].fields).strip() for i in todo]
+        conversations = [[{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+                         for prompt in prompts]
         texts = self.chat.generate(conversations, desc="policy") if conversations else []
-        for i, text in zip(todo, texts):
-            reason = check_reply(text, requests[i])
+        for i, prompt, text in zip(todo, prompts, texts):
+            reason = check_reply(text, requests[i], prompt)
             if reason is None:
                 replies[i] = PolicyReply(text.strip(), self.name)
                 self.counts[f"{self.name}"] += 1

@@ -19,9 +19,9 @@ from retrace.repo import RepoGraph, RepoSnapshot
 
 @dataclass
 class SimulationOptions:
-    read_budget_chars: int = 0       # 0: observations are whole files; else longer files are cut, marked truncated
+    read_budget_chars: int = 0  # 0: observations are whole files; else longer files are cut, marked truncated
     min_forbidden_line_chars: int = 30
-    prompt_facts_chars: int = 800    # facts shown to a model policy are cut here: prefill dominates CPU cost
+    prompt_facts_chars: int = 800  # facts shown to a model policy are cut here: prefill dominates CPU cost
 
 
 def _cap(text: str, limit: int) -> str:
@@ -38,12 +38,21 @@ def _forbidden_lines(text: str, min_chars: int) -> list[str]:
     return lines
 
 
+def _anchors(facts: FileFacts) -> list[str]:
+    """Words a grounded text about this file mentions: its name, its definitions, its dependencies."""
+    stems = [p.rsplit("/", 1)[-1].removesuffix(".py") for p in [facts.path, *facts.deps]]
+    stems = [s for s in stems if s != "__init__"] + (
+        [facts.path] if facts.path.endswith("__init__.py") else []
+    )
+    return stems + [n for n in facts.defined_names if len(n) > 2]
+
+
 @dataclass
 class _RepoPlan:
     snapshot: RepoSnapshot
     graph: RepoGraph
     facts: list[FileFacts]
-    requests: dict[tuple[str, str], int]   # (kind, path or "") -> index into the batch
+    requests: dict[tuple[str, str], int]  # (kind, path or "") -> index into the batch
 
 
 def _observation(text: str, budget: int) -> tuple[str, bool]:
@@ -52,8 +61,9 @@ def _observation(text: str, budget: int) -> tuple[str, bool]:
     return text[:budget] + f"\n... [truncated: {len(text) - budget} more characters]\n", True
 
 
-def simulate_repositories(items: list[tuple[RepoSnapshot, RepoGraph]], policy,
-                          options: SimulationOptions | None = None) -> list[Trajectory]:
+def simulate_repositories(
+    items: list[tuple[RepoSnapshot, RepoGraph]], policy, options: SimulationOptions | None = None
+) -> list[Trajectory]:
     """One trajectory per (snapshot, graph), in input order."""
     options = options or SimulationOptions()
     batch: list[PolicyRequest] = []
@@ -67,10 +77,20 @@ def simulate_repositories(items: list[tuple[RepoSnapshot, RepoGraph]], policy,
         overview = repo_overview(snapshot, graph)
         index: dict[tuple[str, str], int] = {}
         module_list = "\n".join(f"- {p}" for p in graph.dev_order[:40])
-        facts_text = (f"Description: {overview['description'] or 'none given'}\n"
-                      f"{overview['n_files']} files, {overview['n_lines']} lines. Files:\n{module_list}")
-        request(index, ("requirements", ""), PolicyRequest(
-            "requirements", {"repo": snapshot.name, "facts": _cap(facts_text, options.prompt_facts_chars)}, structural.requirements_text(overview)))
+        facts_text = (
+            f"Description: {overview['description'] or 'none given'}\n"
+            f"{overview['n_files']} files, {overview['n_lines']} lines. Files:\n{module_list}"
+        )
+        request(
+            index,
+            ("requirements", ""),
+            PolicyRequest(
+                "requirements",
+                {"repo": snapshot.name, "facts": _cap(facts_text, options.prompt_facts_chars)},
+                structural.requirements_text(overview),
+                anchors=[snapshot.name, *(p.rsplit("/", 1)[-1].removesuffix(".py") for p in graph.dev_order)],
+            ),
+        )
         written: set[str] = set()
         all_facts = []
         texts = {f.path: f.text for f in snapshot.files}
@@ -81,20 +101,58 @@ def simulate_repositories(items: list[tuple[RepoSnapshot, RepoGraph]], policy,
             forbidden = _forbidden_lines(texts[path], options.min_forbidden_line_chars)
             definitions = "\n".join(facts.classes + facts.functions) or "module-level code only"
             fields = {"repo": snapshot.name, "path": path, "purpose": facts.purpose}
+            anchors = _anchors(facts)
             cap = options.prompt_facts_chars
-            request(index, ("purpose", path), PolicyRequest(
-                "purpose", {**fields, "facts": _cap(definitions, cap)}, structural.purpose_text(facts), forbidden))
+            request(
+                index,
+                ("purpose", path),
+                PolicyRequest(
+                    "purpose",
+                    {**fields, "facts": _cap(definitions, cap)},
+                    structural.purpose_text(facts),
+                    forbidden,
+                    anchors,
+                ),
+            )
             if facts.deps:
                 dep_text = "\n".join(
-                    f"- {d}: uses {', '.join(facts.imported_names.get(d, [])) or 'its interfaces'}" for d in facts.deps)
-                request(index, ("think_read", path), PolicyRequest(
-                    "think_read", {**fields, "facts": _cap(dep_text, cap)}, structural.think_read_text(facts), forbidden))
+                    f"- {d}: uses {', '.join(facts.imported_names.get(d, [])) or 'its interfaces'}"
+                    for d in facts.deps
+                )
+                request(
+                    index,
+                    ("think_read", path),
+                    PolicyRequest(
+                        "think_read",
+                        {**fields, "facts": _cap(dep_text, cap)},
+                        structural.think_read_text(facts),
+                        forbidden,
+                        anchors,
+                    ),
+                )
             write_facts = structural.think_write_text(facts)
-            request(index, ("think_write", path), PolicyRequest(
-                "think_write", {**fields, "facts": _cap(write_facts, cap)}, write_facts, forbidden))
-            request(index, ("report", path), PolicyRequest(
-                "report", {**fields, "facts": _cap(", ".join(facts.defined_names) or "module-level code", cap)},
-                structural.report_text(facts), forbidden))
+            request(
+                index,
+                ("think_write", path),
+                PolicyRequest(
+                    "think_write",
+                    {**fields, "facts": _cap(write_facts, cap)},
+                    write_facts,
+                    forbidden,
+                    anchors,
+                ),
+            )
+            request(
+                index,
+                ("report", path),
+                PolicyRequest(
+                    "report",
+                    {**fields, "facts": _cap(", ".join(facts.defined_names) or "module-level code", cap)},
+                    structural.report_text(facts),
+                    forbidden,
+                    anchors,
+                ),
+            )
         plans.append(_RepoPlan(snapshot, graph, all_facts, index))
 
     replies = policy.write(batch)
@@ -117,12 +175,26 @@ def _assemble(plan: _RepoPlan, replies: list[PolicyReply], options: SimulationOp
 
     purposes = {f.path: " ".join(reply("purpose", f.path).text.split()) for f in plan.facts}
     steps = [_step(MAIN_AGENT, "requirements", None, reply("requirements"))]
-    steps.append(Step(MAIN_AGENT, "plan", None,
-                      structural.plan_text([(f, purposes[f.path]) for f in plan.facts]), {"source": "structural"}))
+    steps.append(
+        Step(
+            MAIN_AGENT,
+            "plan",
+            None,
+            structural.plan_text([(f, purposes[f.path]) for f in plan.facts]),
+            {"source": "structural"},
+        )
+    )
     for facts in plan.facts:
         path = facts.path
-        steps.append(Step(MAIN_AGENT, "delegate", path, structural.delegate_text(facts, purposes[path]),
-                          {"source": "structural"}))
+        steps.append(
+            Step(
+                MAIN_AGENT,
+                "delegate",
+                path,
+                structural.delegate_text(facts, purposes[path]),
+                {"source": "structural"},
+            )
+        )
         if facts.deps:
             steps.append(_step(path, "think", None, reply("think_read", path)))
             for dep in facts.deps:
@@ -138,7 +210,9 @@ def _assemble(plan: _RepoPlan, replies: list[PolicyReply], options: SimulationOp
         "broken_edges": [list(e) for e in graph.broken_edges],
         "text_sources": _count_sources(steps),
     }
-    return Trajectory(repo=snapshot.name, source=snapshot.source, order=list(graph.dev_order), steps=steps, meta=meta)
+    return Trajectory(
+        repo=snapshot.name, source=snapshot.source, order=list(graph.dev_order), steps=steps, meta=meta
+    )
 
 
 def _count_sources(steps: list[Step]) -> dict[str, int]:
