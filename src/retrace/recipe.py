@@ -217,8 +217,7 @@ def _plain(value: Any) -> Any:
 def run_entry(main, *dataclass_types: type) -> None:
     """Run an entry script's `main(*configs, recipe)`, turning recipe errors into one line and exit 2."""
     try:
-        parsed = parse_recipe(dataclass_types)
-    except RecipeError as exc:
+        main(*parse_recipe(dataclass_types))
+    except RecipeError as exc:  # from parsing, or from a stage checking paths that earlier stages make
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    main(*parsed)

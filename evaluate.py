@@ -1,0 +1,39 @@
+"""Evaluate one or more models on named tasks: results.json, results.md (a table) and results.png.
+
+The core task, `heldout_nll`, is the reconstruction objective on repositories that were not trained
+on: the NLL of each real file given its trajectory context and given the raw earlier files.
+
+Usage:
+    # the quickstart (what `make quickstart` runs after synthesize and train)
+    python evaluate.py --config recipes/quickstart/evaluate.yaml --output_dir runs/quickstart/eval \
+        --models base=~/.cache/retrace/models/SmolLM2-135M-Instruct trained=runs/quickstart/model \
+        --heldout runs/quickstart/synth/heldout
+
+    # any key of the recipe can be overridden, e.g. a longer window and whole files on a GPU
+    python evaluate.py --config recipes/quickstart/evaluate.yaml --heldout runs/big/synth/heldout \
+        --models llama3=meta-llama/Meta-Llama-3-8B ours=runs/big/model \
+        --max_context_tokens 8192 --max_target_tokens_per_file 0 --max_files 0 --dtype bfloat16 --batch_size 8
+
+`--models` takes `name=path` entries (or plain paths, named after their last component); `--heldout`
+is a synthesize run's `heldout/` directory (its `documents/` are read), a documents directory or one
+.jsonl file. Outputs land in `--output_dir`, beside the resolved recipe and run_info.json.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from retrace.evaluation import EvaluationConfig, run_evaluation
+from retrace.recipe import run_entry
+
+
+def main(config: EvaluationConfig, recipe) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    run_evaluation(config, recipe)  # a RecipeError here (a path earlier stages make) is one line, exit 2
+    print(f"results: {config.output_dir}/results.md, results.json, results.png")
+    with open(f"{config.output_dir}/results.md", encoding="utf-8") as handle:
+        print(handle.read(), end="")
+
+
+if __name__ == "__main__":
+    run_entry(main, EvaluationConfig)

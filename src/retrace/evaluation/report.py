@@ -1,0 +1,97 @@
+"""What a reader sees of an evaluation: results.json, a markdown table and a bar chart.
+
+Rows are models, columns are `<task> <metric>`; the chart compares models on each task's chosen
+metrics. NaN (nothing scored) is written as null in JSON and as "n/a" in the table.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from retrace.atomic import write_json, write_text
+
+LOWER_IS_BETTER_HINT = ("nll", "ppl", "bits_per_byte")
+
+
+def json_safe(value: Any) -> Any:
+    """A copy with NaN and infinities as None, so results.json is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """One row per model, one column per task metric, then a line per task saying what was counted."""
+    columns = []
+    for model in results["models"].values():
+        for task, outcome in model["tasks"].items():
+            columns += [(task, m) for m in outcome["metrics"] if (task, m) not in columns]
+    header = "| model | " + " | ".join(f"{task} {metric}" for task, metric in columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 1)]
+    for name, model in results["models"].items():
+        cells = [_cell(model["tasks"].get(task, {}).get("metrics", {}).get(metric)) for task, metric in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for task in results["tasks"]:
+        summaries = {m["tasks"][task]["details"].get("summary") for m in results["models"].values()
+                     if task in m["tasks"]}
+        for summary in sorted(s for s in summaries if s):
+            lines.append(f"- {task}: {summary}")
+    lines.append("- nll: nats per token, token-weighted; ppl = exp(nll); lower is better. "
+                 "trajectory_gain = raw nll - trajectory nll (higher: the trajectory helps more).")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(results: dict[str, Any], charts: dict[str, tuple[list[str], str]], path: Path) -> None:
+    """Grouped bars: one panel per task, one group per metric, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(results["models"])
+    panels = [(task, metrics, label) for task, (metrics, label) in charts.items() if metrics]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(1.5 + 2.2 * max(1, len(models)) * max(
+        (len(m) for _, m, _ in panels), default=1) / 2, 3.8), squeeze=False)
+    width = 0.8 / max(1, len(models))
+    for ax, (task, metrics, label) in zip(axes[0], panels):
+        for k, name in enumerate(models):
+            values = [results["models"][name]["tasks"].get(task, {}).get("metrics", {}).get(m) for m in metrics]
+            values = [v if isinstance(v, (int, float)) and math.isfinite(v) else 0.0 for v in values]
+            xs = [i + (k - (len(models) - 1) / 2) * width for i in range(len(metrics))]
+            bars = ax.bar(xs, values, width, label=name)
+            ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        ax.set_xticks(range(len(metrics)), [m.split("/")[0] for m in metrics])
+        ax.set_title(task)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_reports(output_dir: str | Path, results: dict[str, Any],
+                  charts: dict[str, tuple[list[str], str]]) -> dict[str, Path]:
+    """Write results.json, results.md and results.png; returns their paths."""
+    output_dir = Path(output_dir)
+    paths = {"json": output_dir / "results.json", "markdown": output_dir / "results.md",
+             "chart": output_dir / "results.png"}
+    write_json(paths["json"], json_safe(results))
+    write_text(paths["markdown"], markdown_table(results))
+    bar_chart(results, charts, paths["chart"])
+    return paths
