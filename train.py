@@ -1,0 +1,46 @@
+"""Continue pretraining a causal LM on retrace documents (agent trajectories with observations masked).
+
+Usage:
+    # the CPU quickstart: the embedded SmolLM2-135M-Instruct, documents from synthesize.py
+    python train.py --config recipes/quickstart/train.yaml --documents runs/quickstart/synth/documents
+
+    # any recipe key can be overridden on the command line (CLI > YAML > default)
+    python train.py --config recipes/quickstart/train.yaml --max_steps 5 --report_to wandb
+
+    # the paper's setting: Llama-3-8B-Instruct, 64k context, bf16, ZeRO-3, FlashAttention-2, 8 GPUs
+    deepspeed --num_gpus 8 train.py --config recipes/llama3-8b/cpt_64k_zero3.yaml
+
+    # several nodes: a DeepSpeed hostfile ("node1 slots=8" per line), run from the first node
+    deepspeed --hostfile hostfile --num_nodes 4 --num_gpus 8 train.py \
+        --config recipes/llama3-8b/cpt_64k_zero3.yaml --gradient_accumulation_steps 1
+
+    # or with accelerate (the DeepSpeed JSON is named by the recipe's `deepspeed` key)
+    accelerate launch --num_processes 8 train.py --config recipes/llama3-8b/cpt_64k_zero3.yaml
+
+    # tokenise and pack once before a multi-node launch, so no rank waits on it past the timeout
+    # (on a machine without a GPU add --use_cpu true; the model is not loaded)
+    python train.py --config recipes/llama3-8b/cpt_64k_zero3.yaml --pretokenize_only true
+
+A relaunch with the same output_dir resumes from its newest checkpoint. Outputs: checkpoints, the final
+model and tokenizer, README.md (model card), train_results.json, recipe.yaml and run_info.json.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from retrace.recipe import RecipeError, run_entry
+from retrace.training import DataArguments, ModelArguments, RetraceTrainingArguments, run_training
+
+
+def main(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
+         recipe) -> None:
+    try:
+        run_training(model_args, data_args, training_args, recipe)
+    except RecipeError as exc:  # e.g. documents that do not exist yet: one line, like a parse error
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    run_entry(main, ModelArguments, DataArguments, RetraceTrainingArguments)
