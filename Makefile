@@ -33,8 +33,8 @@ quickstart: install
 	$(PY) evaluate.py --config recipes/quickstart/evaluate.yaml --output_dir $(RUN_DIR)/eval \
 		--models base=~/.cache/retrace/models/SmolLM2-135M-Instruct trained=$(RUN_DIR)/model \
 		--heldout $(RUN_DIR)/synth/heldout
-	@echo "results: $(RUN_DIR)/eval/results.md (table), $(RUN_DIR)/eval/results.json"
-	@cat $(RUN_DIR)/eval/results.md
+	@echo "quickstart done: trajectories and documents in $(RUN_DIR)/synth, model in $(RUN_DIR)/model,"
+	@echo "results in $(RUN_DIR)/eval (results.md, results.json, results.png)"
 
 # pytest exits 5 when nothing is collected: that is a failure here too.
 test: install
