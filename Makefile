@@ -26,15 +26,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m retrace.llm.embedded
 	touch $(STAMP)
 
+# The paper's comparison in miniature: the base model, continued pretraining on the Raw-Repos
+# baseline, and on the trajectories (same recipe, same token budget), scored on held-out repositories.
 quickstart: install
 	$(PY) synthesize.py --config recipes/quickstart/synthesize.yaml --output_dir $(RUN_DIR)/synth
 	$(PY) train.py --config recipes/quickstart/train.yaml --output_dir $(RUN_DIR)/model \
 		--documents $(RUN_DIR)/synth/documents
+	$(PY) train.py --config recipes/quickstart/train.yaml --output_dir $(RUN_DIR)/model-raw \
+		--documents $(RUN_DIR)/synth/baselines/raw_repos
 	$(PY) evaluate.py --config recipes/quickstart/evaluate.yaml --output_dir $(RUN_DIR)/eval \
-		--models base=~/.cache/retrace/models/SmolLM2-135M-Instruct trained=$(RUN_DIR)/model \
-		--heldout $(RUN_DIR)/synth/heldout
-	@echo "quickstart done: trajectories and documents in $(RUN_DIR)/synth, model in $(RUN_DIR)/model,"
-	@echo "results in $(RUN_DIR)/eval (results.md, results.json, results.png)"
+		--models base=~/.cache/retrace/models/SmolLM2-135M-Instruct raw-repos=$(RUN_DIR)/model-raw \
+		trajectories=$(RUN_DIR)/model --heldout $(RUN_DIR)/synth/heldout
+	@echo "quickstart done: trajectories and documents in $(RUN_DIR)/synth, models in $(RUN_DIR)/model"
+	@echo "(trajectories) and $(RUN_DIR)/model-raw (Raw-Repos baseline), results in $(RUN_DIR)/eval"
+	@echo "(results.md, results.json, results.png)"
 
 # pytest exits 5 when nothing is collected: that is a failure here too.
 test: install

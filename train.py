@@ -27,19 +27,14 @@ model and tokenizer, README.md (model card), train_results.json, recipe.yaml and
 
 from __future__ import annotations
 
-import sys
-
-from retrace.recipe import RecipeError, run_entry
+from retrace.recipe import run_entry
 from retrace.training import DataArguments, ModelArguments, RetraceTrainingArguments, run_training
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
          recipe) -> None:
-    try:
-        run_training(model_args, data_args, training_args, recipe)
-    except RecipeError as exc:  # e.g. documents that do not exist yet: one line, like a parse error
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    # A RecipeError from here (documents that do not exist yet) is one line and exit 2, like a parse error.
+    run_training(model_args, data_args, training_args, recipe)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import sysconfig
 from pathlib import Path
 
-from conftest import run_script
+from retrace_testing import run_script
 
 from retrace.data import read_documents, read_trajectories
 

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from retrace.llm import embedded_model_dir
 from retrace.llm.scoring import HFScorer, ScoreRequest
 
 CONTEXT = "def add(a, b):\n    \"\"\"Return the sum.\"\"\"\n    return a + b\n\n"
@@ -15,20 +14,12 @@ TARGET = "def mul(a, b):\n    return a * b\n\nprint(add(2, 3), mul(4, 5))\n"
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    """A 2-layer, hidden-64 random Llama with the embedded tokenizer (no download, no checkpoint)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny(tiny_llama_dir):
+    """The shared tiny random Llama (embeddings sharpened so differences would show) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True)
-    model = LlamaForCausalLM(config).eval()
-    # Random init gives near-uniform predictions; sharpen them so differences would show.
-    with torch.no_grad():
-        model.model.embed_tokens.weight.mul_(40)
-    return model, tokenizer
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_llama_dir)
 
 
 def reference_nll(model, tokenizer, context: str, target: str) -> tuple[float, int]:
@@ -112,7 +103,7 @@ def test_empty_target_and_long_context_tail(tiny):
 def test_window_larger_than_model_is_refused(tiny):
     model, tokenizer = tiny
     with pytest.raises(ValueError, match="positions"):
-        HFScorer(model, tokenizer, max_context_tokens=400, max_chunk_tokens=200)
+        HFScorer(model, tokenizer, max_context_tokens=800, max_chunk_tokens=400)  # > 1024 positions
 
 
 def test_full_logits_path_agrees_and_training_mode_is_restored(tiny):

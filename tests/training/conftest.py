@@ -54,17 +54,8 @@ def tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
+def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer random LlamaForCausalLM (hidden 64) saved with the embedded tokenizer: trains in a second."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from retrace_testing import build_tiny_llama
 
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
-    target = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model")

@@ -1,0 +1,41 @@
+"""Helpers shared by test modules (a module of its own: `conftest` names collide across test dirs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_tiny_llama(path: Path, seed: int = 0, sharpen: float = 1.0) -> Path:
+    """A 2-layer, hidden-64 random LlamaForCausalLM saved with the embedded model's real tokenizer.
+
+    Real architecture, real tokenizer, trains and scores in seconds: the plumbing is what is tested.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from retrace.llm import embedded_model_dir, resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(str(embedded_model_dir())))
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    if sharpen != 1.0:
+        with torch.no_grad():
+            model.model.embed_tokens.weight.mul_(sharpen)  # sharper than uniform predictions
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def run_script(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run an entry script as a user would, failing the test with its output when it fails."""
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{args[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result

@@ -1,0 +1,47 @@
+"""Every YAML recipe under recipes/ parses with the script it belongs to.
+
+Which script: the file name says it (`synthesize*` -> synthesize.py, `evaluate*` -> evaluate.py,
+anything else -> train.py). Each parse runs in its own process, because a training recipe that names
+a DeepSpeed config switches transformers into ZeRO mode for the rest of the process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate" not in p.parts)
+
+SECTIONS = {
+    "synthesize": "from retrace.repo.sources import IngestArguments as A; from retrace.agents import "
+                  "SimulationArguments as B; from retrace.data.export import ExportArguments as C; types = (A, B, C)",
+    "evaluate": "from retrace.evaluation import EvaluationConfig as A; types = (A,)",
+    "train": "from retrace.training import ModelArguments as A, DataArguments as B, RetraceTrainingArguments as C; "
+             "types = (A, B, C)",
+}
+
+
+def script_of(recipe: Path) -> str:
+    for name in ("synthesize", "evaluate"):
+        if recipe.stem.startswith(name):
+            return name
+    return "train"
+
+
+def test_there_are_recipes_for_every_script():
+    assert {script_of(r) for r in RECIPES} == set(SECTIONS)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_recipe_parses(recipe):
+    code = (f"{SECTIONS[script_of(recipe)]}\nimport sys\nfrom retrace.recipe import parse_recipe\n"
+            "parsed = parse_recipe(types, sys.argv[1:])\nprint(sorted(parsed[-1].values)[:3])")
+    # GPU recipes ask for bf16, which TrainingArguments refuses on a machine without a GPU.
+    extra = ["--use_cpu", "true"] if "llama3" in recipe.parts[-2] else []
+    result = subprocess.run([sys.executable, "-c", code, "--config", str(recipe), *extra], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
