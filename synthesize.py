@@ -11,61 +11,71 @@ Usage:
 Stages, in order: ingest (read the repositories) -> analyze (tree-sitter summaries, dependency graph,
 development order) -> simulate (main agent plans, one sub-agent per file reads its dependencies and
 writes the file) -> export (trajectory, training document and Raw-Repos baseline per repository).
-Outputs are written one repository at a time, atomically; a re-run skips finished repositories.
+Outputs are written one repository at a time, atomically; a re-run skips finished repositories, and a
+run killed at any point then run again leaves exactly what an uninterrupted run leaves. To fan out,
+give each launch its own `--shard_index` (a repository's shard is a stable hash of its name):
+
+    for i in 0 1 2 3; do python synthesize.py --config ... --num_shards 4 --shard_index $i & done
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from pathlib import Path
 
 from retrace.agents import SimulationArguments, SimulationOptions, build_policy, simulate_repositories
-from retrace.atomic import write_json
+from retrace.atomic import remove_partial_writes, write_json
 from retrace.data.export import ExportArguments, export_repository, is_done
+from retrace.data.stats import split_artifact_stats
 from retrace.provenance import save_run_info
 from retrace.recipe import run_entry
-from retrace.repo import IngestStats, analyze_repository
+from retrace.repo import IngestStats
+from retrace.repo.parallel import ScaleArguments, analyze_in_workers, batches, shard_of
 from retrace.repo.sources import IngestArguments, ingest_sources
 
 logger = logging.getLogger("retrace.synthesize")
 
 
-def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_args: ExportArguments, recipe) -> None:
+def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_args: ExportArguments,
+         scale: ScaleArguments, recipe) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    save_run_info(export_args.output_dir, recipe, stage="synthesize")
+    out = export_args.output_dir
+    if Path(out).is_dir() and (removed := remove_partial_writes(out)):
+        logger.info("removed %d partial files left by a killed run", removed)
+    save_run_info(out, recipe, stage="synthesize")
     policy = None
-    stats: dict = {"splits": {}}
+    options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
+                                prompt_facts_chars=sim_args.prompt_facts_chars)
+    stats: dict = {"shard": [scale.shard_index, scale.num_shards], "splits": {}}
     for split, specs in (("train", ingest_args.sources), ("heldout", ingest_args.heldout_sources)):
         if not specs:
             continue
+        # 1. ingest (every run, deterministically), then keep this shard's repositories
         ingest_stats = IngestStats()
-        snapshots = ingest_sources(specs, ingest_args, ingest_stats)
-        todo = [s for s in snapshots if export_args.overwrite or not is_done(export_args.output_dir, split, s.name)]
-        logger.info("%s: %d repositories, %d to do (%d already written)", split, len(snapshots), len(todo),
-                    len(snapshots) - len(todo))
-        graphs = [analyze_repository(s) for s in todo]
-        if todo and policy is None:
-            policy = build_policy(sim_args.policy, model_name_or_path=sim_args.policy_model,
-                                  max_new_tokens=sim_args.policy_max_new_tokens, batch_size=sim_args.policy_batch_size,
-                                  temperature=sim_args.policy_temperature, dtype=sim_args.policy_dtype,
-                                  seed=sim_args.seed, kinds=sim_args.policy_kinds)
-        trajectories = simulate_repositories(list(zip(todo, graphs)), policy,
-                                             SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
-                                                               prompt_facts_chars=sim_args.prompt_facts_chars))
-        sizes: Counter[str] = Counter()
-        for snapshot, graph, trajectory in zip(todo, graphs, trajectories):
-            files = {f.path: f.text for f in snapshot.files}
-            sizes.update(export_repository(export_args.output_dir, split, trajectory, files, export_args.raw_baseline))
-            sizes["parse_failures"] += sum(not s.parse_ok for s in graph.files.values())
-            sizes["cycles"] += len(graph.cycles)
-        stats["splits"][split] = {**ingest_stats.to_dict(), "repos_written": len(todo),
-                                  "repos_resumed": len(snapshots) - len(todo), **sizes}
-    if policy is not None:
-        stats["policy"] = {"name": sim_args.policy, "texts": dict(policy.counts),
-                           "usage": getattr(policy, "usage", {})}
-    write_json(f"{export_args.output_dir}/stats.json", stats)
-    logger.info("wrote %s (stats.json, trajectories/, documents/, heldout/)", export_args.output_dir)
+        snapshots = [s for s in ingest_sources(specs, ingest_args, ingest_stats)
+                     if shard_of(s.name, scale.num_shards) == scale.shard_index]
+        todo = [s for s in snapshots if export_args.overwrite or not is_done(out, split, s.name)]
+        logger.info("%s: %d repositories in this shard, %d to do (%d already written)", split, len(snapshots),
+                    len(todo), len(snapshots) - len(todo))
+        for batch in batches(todo, scale.repos_per_batch):
+            # 2. analyze (worker processes)  3. simulate (one policy call per batch)  4. export (atomic)
+            graphs = analyze_in_workers(batch, scale.num_workers)
+            if policy is None:
+                policy = build_policy(sim_args.policy, model_name_or_path=sim_args.policy_model,
+                                      max_new_tokens=sim_args.policy_max_new_tokens,
+                                      batch_size=sim_args.policy_batch_size, temperature=sim_args.policy_temperature,
+                                      dtype=sim_args.policy_dtype, seed=sim_args.seed, kinds=sim_args.policy_kinds)
+            trajectories = simulate_repositories(list(zip(batch, graphs)), policy, options)
+            for snapshot, trajectory in zip(batch, trajectories):
+                files = {f.path: f.text for f in snapshot.files}
+                export_repository(out, split, trajectory, files, export_args.raw_baseline)
+        stats["splits"][split] = {**ingest_stats.to_dict(),
+                                  **split_artifact_stats(out, split, [s.name for s in snapshots])}
+    write_json(f"{out}/stats.json", stats)
+    if policy is not None and getattr(policy, "usage", None):
+        logger.info("policy usage this run: %s", policy.usage)
+    logger.info("wrote %s (stats.json, trajectories/, documents/, baselines/, heldout/)", out)
 
 
 if __name__ == "__main__":
-    run_entry(main, IngestArguments, SimulationArguments, ExportArguments)
+    run_entry(main, IngestArguments, SimulationArguments, ExportArguments, ScaleArguments)

@@ -13,6 +13,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+TEMP_SUFFIX = ".tmp"
+
+
+def remove_partial_writes(directory: str | Path) -> int:
+    """Delete temporary files a killed writer left under `directory`; returns how many."""
+    removed = 0
+    for path in Path(directory).rglob(f".*{TEMP_SUFFIX}"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
 
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
@@ -21,7 +33,7 @@ def write_text(path: str | Path, text: str) -> None:
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as handle:

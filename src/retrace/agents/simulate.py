@@ -209,6 +209,7 @@ def _assemble(plan: _RepoPlan, replies: list[PolicyReply], options: SimulationOp
         "cycles": graph.cycles,
         "broken_edges": [list(e) for e in graph.broken_edges],
         "text_sources": _count_sources(steps),
+        "parse_failures": sorted(p for p, summary in graph.files.items() if not summary.parse_ok),
     }
     return Trajectory(
         repo=snapshot.name, source=snapshot.source, order=list(graph.dev_order), steps=steps, meta=meta
@@ -218,7 +219,7 @@ def _assemble(plan: _RepoPlan, replies: list[PolicyReply], options: SimulationOp
 def _count_sources(steps: list[Step]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for step in steps:
-        source = step.meta.get("source")
-        if source:
-            counts[source] = counts.get(source, 0) + 1
+        for key in (step.meta.get("source"), step.meta.get("fallback") and f"fallback:{step.meta['fallback']}"):
+            if key:
+                counts[key] = counts.get(key, 0) + 1
     return counts

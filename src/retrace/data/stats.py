@@ -1,0 +1,51 @@
+"""stats.json, computed from the artifacts on disk rather than from one run's memory.
+
+A run that was killed and resumed and a run that went straight through leave the same artifacts, so
+they must report the same statistics: the per-repository figures are read back from the trajectory
+and document files, and only ingest counts (recomputed by every run, deterministically) come from
+memory. What depends on the run itself (tokens generated, repositories resumed) goes to the log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from retrace.data.document import Document
+from retrace.data.export import DOCUMENTS, RAW_BASELINE, TRAJECTORIES, artifact_name, split_dir
+
+
+def _read_one(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        line = handle.readline()
+    return json.loads(line) if line.strip() else None
+
+
+def split_artifact_stats(output_dir: str | Path, split: str, repos: list[str]) -> dict[str, Any]:
+    """Sizes and counts over the artifacts of `repos` (those this run is responsible for)."""
+    base = split_dir(output_dir, split)
+    totals: Counter[str] = Counter()
+    text_sources: Counter[str] = Counter()
+    for repo in repos:
+        name = artifact_name(repo)
+        traj = _read_one(base / TRAJECTORIES / f"{name}.jsonl")
+        doc = _read_one(base / DOCUMENTS / f"{name}.jsonl")
+        if traj is None or doc is None:
+            totals["repos_missing"] += 1
+            continue
+        totals["repos_written"] += 1
+        totals["files_written"] += len(traj["order"])
+        totals["cycles"] += len(traj["meta"].get("cycles", []))
+        totals["parse_failures"] += len(traj["meta"].get("parse_failures", []))
+        text_sources.update(traj["meta"].get("text_sources", {}))
+        document = Document.from_dict(doc)
+        totals["document_chars"] += len(document.text)
+        totals["trained_chars"] += sum(len(s.text) for s in document.segments if s.train)
+        raw = _read_one(base / RAW_BASELINE / f"{name}.jsonl")
+        if raw is not None:
+            totals["raw_chars"] += len(Document.from_dict(raw).text)
+    return {**dict(sorted(totals.items())), "text_sources": dict(sorted(text_sources.items()))}
