@@ -46,6 +46,25 @@ class FileFacts:
         return names + [f.split("(")[0].split()[-1] for f in self.functions]
 
 
+def definitions(summary: FileSummary) -> list[dict[str, object]]:
+    """Every class, method and top-level function in source order: the grounding a rewrite may use.
+
+    Names, signatures and first docstring sentences only, never bodies.
+    """
+    found: list[dict[str, object]] = []
+    for cls in summary.classes:
+        bases = f"({', '.join(cls.bases)})" if cls.bases else ""
+        found.append({"kind": "class", "name": cls.name, "signature": f"class {cls.name}{bases}",
+                      "doc": first_sentence(cls.docstring), "line": cls.line, "parent": None})
+        for method in cls.methods:
+            found.append({"kind": "method", "name": method.name, "signature": method.signature,
+                          "doc": first_sentence(method.docstring), "line": method.line, "parent": cls.name})
+    for function in summary.functions:
+        found.append({"kind": "function", "name": function.name, "signature": function.signature,
+                      "doc": first_sentence(function.docstring), "line": function.line, "parent": None})
+    return sorted(found, key=lambda d: (d["line"], d["kind"] != "class"))
+
+
 def _describe(summary: FileSummary) -> str:
     if summary.docstring:
         sentence = first_sentence(summary.docstring)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retrace.agents import structural
-from retrace.agents.facts import FileFacts, file_facts, repo_overview
+from retrace.agents.facts import FileFacts, definitions, file_facts, repo_overview
 from retrace.agents.policies import PolicyReply, PolicyRequest
 from retrace.data import MAIN_AGENT, Step, Trajectory
 from retrace.repo import RepoGraph, RepoSnapshot
@@ -200,7 +200,14 @@ def _assemble(plan: _RepoPlan, replies: list[PolicyReply], options: SimulationOp
             for dep in facts.deps:
                 observation, truncated = _observation(texts[dep], options.read_budget_chars)
                 steps.append(Step(path, "read", dep, observation, {"truncated": True} if truncated else {}))
-        steps.append(_step(path, "think", None, reply("think_write", path)))
+        think = _step(path, "think", None, reply("think_write", path))
+        # The grounding of this Think, for refinement's rewrites: analysis facts, never code bodies.
+        think.meta["facts"] = {
+            "purpose": facts.purpose, "deps": facts.deps, "imported_names": facts.imported_names,
+            "external_imports": facts.external_imports, "calls": facts.calls, "n_lines": facts.n_lines,
+            "definitions": definitions(graph.files[path]),
+        }
+        steps.append(think)
         steps.append(Step(path, "write", path, texts[path], {}))
         steps.append(_step(path, "report", path, reply("report", path)))
     meta = {
