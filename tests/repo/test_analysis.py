@@ -179,3 +179,31 @@ def test_summary_roundtrip():
         """
     )
     assert FileSummary.from_dict(s.to_dict()) == s
+
+
+def test_every_language_survives_broken_and_truncated_sources():
+    """Summarisers never raise on content: prefixes of real-looking files, garbage, lone surrogates."""
+    import importlib
+    import pathlib
+
+    from retrace.repo.lang import FAMILY_OF_LANGUAGE
+
+    here = pathlib.Path(__file__).parent
+    samples = {
+        "python": here.joinpath("test_analysis.py").read_text(),
+        "javascript": "import a from './a';\nexport default class X extends Y { m() { require('z'); } }\nconst f = () => 1;\n",
+        "typescript": "import type { T } from './t';\nexport interface I<T> { m(): T }\nnamespace N { export function g(a: number): void {} }\n",
+        "tsx": "export function App(): JSX.Element { return <div>{f()}</div>; }\n",
+        "java": "package a.b;\nimport c.D;\n/** Doc. */\npublic class E<T> extends F implements G { E() {} enum H { X; void m() {} } }\n",
+        "go": 'package p\n\nimport (\n\tx "a.com/b"\n)\n\ntype T struct{ U }\n\nfunc (t *T) M(a int) (int, error) { return x.F(a), nil }\n',
+        "rust": "//! Doc.\nmod a;\nuse crate::{b::{c, d as e}, f::*};\n#[derive(X)]\npub struct S<T>(T);\nimpl<T> Tr for S<T> { fn m(&self) {} }\n",
+        "c": '#ifndef H\n#define H\n#include "a.h"\ntypedef struct { int x; } s_t;\nint f(int (*cb)(void), char **argv);\n#endif\n',
+        "cpp": '#include <v>\nnamespace n { template <class T> class C : public B<T> { C(); ~C(); T operator()(int) const; }; }\n',
+    }
+    for language, source in samples.items():
+        family = importlib.import_module(FAMILY_OF_LANGUAGE[language].__name__)
+        assert family.summarize("x", source, language).parse_ok, language
+        step = max(1, len(source) // 40)
+        for end in range(0, len(source), step):
+            family.summarize("x", source[:end], language)  # must not raise
+        family.summarize("x", "}{)(\x00 ;;; \udcff <<< " * 3 + source[::-1], language)

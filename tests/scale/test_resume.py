@@ -41,8 +41,9 @@ def synthesize(out: Path, specs: list[str], *extra: str) -> subprocess.Popen:
 
 
 def tree(root: Path) -> list[str]:
-    """Every artifact, except the two that name the run itself (its output_dir, its start time)."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name not in ("run_info.json", "recipe.yaml"))
+    """Every artifact, except those that name the run itself (output_dir, start time, the card quoting both)."""
+    naming_the_run = {"run_info.json", "recipe.yaml", "README.md", "viewer/index.html"}
+    return sorted(rel for p in root.rglob("*") if p.is_file() and (rel := str(p.relative_to(root))) not in naming_the_run)
 
 
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):

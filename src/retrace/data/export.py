@@ -33,6 +33,10 @@ class ExportArguments:
         "help": "Also write the Raw-Repos baseline (files concatenated in development order)."})
     overwrite: bool = field(default=False, metadata={
         "help": "Redo repositories whose trajectory already exists (default: skip them, i.e. resume)."})
+    dataset_card_tokenizer: str | None = field(default=None, metadata={
+        "help": "Tokenizer (path or hub id) for token counts per segment kind in the dataset card; none: chars only."})
+    viewer: bool = field(default=True, metadata={
+        "help": "Also write the static HTML trajectory viewer under <output_dir>/viewer/."})
 
 
 def artifact_name(repo: str) -> str:
@@ -65,3 +69,17 @@ def export_repository(output_dir: str | Path, split: str, traj: Trajectory, file
     sizes["document_chars"] = len(doc.text)
     sizes["trained_chars"] = sum(len(s.text) for s in doc.segments if s.train)
     return sizes
+
+
+def finish_export(output_dir: str | Path, tokenizer: str | None = None, viewer: bool = False) -> Path:
+    """After a run's repositories are written: the dataset card (and, if asked, the HTML viewer).
+
+    Both are computed from the artifacts on disk, so calling this again after more shards finish
+    (or after a resumed run) brings them up to date. Returns the card's path.
+    """
+    from retrace.data.card import write_dataset_card  # card reads this module's layout: import late
+    card = write_dataset_card(output_dir, tokenizer)
+    if viewer:
+        from retrace.data.viewer import write_viewer
+        write_viewer(output_dir)
+    return card

@@ -3,8 +3,10 @@
 Model-free by design: nothing here knows agents, language models or trainers.
 """
 
-from .analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo, summarize_python
-from .graph import RepoGraph, analyze_repository, development_order, hierarchy_key
+from .analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo
+from .graph import RepoGraph, analyze_repository, development_order, file_kind, hierarchy_key, placement_key
+from .lang import summarize_file
+from .lang.python import summarize_python
 from .licenses import guess_license
 from .modules import ModuleIndex
 from .snapshot import IngestStats, RepoSnapshot, SourceFile, ingest_local_dir
@@ -21,8 +23,11 @@ __all__ = [
     "SourceFile",
     "analyze_repository",
     "development_order",
+    "file_kind",
     "guess_license",
     "hierarchy_key",
     "ingest_local_dir",
+    "placement_key",
+    "summarize_file",
     "summarize_python",
 ]

@@ -26,6 +26,8 @@ LANGUAGE_BY_EXTENSION = {
 LANGUAGE_BY_FILENAME = {
     "Makefile": "make", "makefile": "make", "GNUmakefile": "make", "Dockerfile": "dockerfile",
     "README": "text", "LICENSE": "text", "COPYING": "text", "NOTICE": "text", "AUTHORS": "text",
+    "go.mod": "text", "go.work": "text", "go.sum": "text", "pom.xml": "text", "build.gradle": "text",
+    "settings.gradle": "text", "CMakeLists.txt": "text", "Cargo.toml": "toml",
 }
 
 
