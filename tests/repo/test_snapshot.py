@@ -164,3 +164,25 @@ def test_stats_merge():
         "repos_seen": 3, "repos_kept": 1, "files_seen": 3, "files_kept": 2,
         "skipped": {"binary": 3, "language": 1},
     }  # fmt: skip
+
+
+def test_safe_relpath_refuses_every_escape():
+    from retrace.repo.localfs import safe_relpath
+
+    assert safe_relpath("pkg/mod.py") == "pkg/mod.py" and safe_relpath("pkg/") == "pkg"
+    assert safe_relpath("-rf .py") == "-rf .py" and safe_relpath("名前/x y.py") == "名前/x y.py"
+    for bad in ("", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a\\..\\b", "C:/x", "c:x", "a\x00b", ".."):
+        assert safe_relpath(bad) is None, bad
+
+
+def test_stdlib_package_ingest_is_unchanged_by_default_filters():
+    """The quickstart's packages: every Python file kept (no false vendored/generated/duplicate hits)."""
+    import importlib.util
+
+    for name in ("email", "http", "logging", "concurrent", "wsgiref", "json", "urllib"):
+        root = os.path.dirname(importlib.util.find_spec(name).origin)
+        expected = sum(f.endswith(".py") for dirpath, _, files in os.walk(root)
+                       if "__pycache__" not in dirpath for f in files)
+        stats = IngestStats()
+        snap = ingest_local_dir(root, stats=stats)
+        assert len(snap.files) == expected, name

@@ -2,12 +2,15 @@
 
 A guess, not a legal finding: it exists so snapshots can carry a licence field that filters and
 dataset cards can use. An SPDX identifier in the file wins; otherwise a few well-known phrases are
-matched; otherwise the first non-empty line is returned as-is (truncated).
+matched; otherwise the first non-empty line is returned as-is (truncated). Repositories without a
+licence file fall back to the SPDX headers of their source files.
 """
 
 from __future__ import annotations
 
+import collections
 import re
+from collections.abc import Iterable
 
 _SPDX = re.compile(r"SPDX-License-Identifier:\s*([A-Za-z0-9.+\-() ]+?)\s*(?:\*/|-->|$)", re.MULTILINE)
 
@@ -43,3 +46,22 @@ def guess_license(text: str) -> str | None:
         if line.strip():
             return line.strip()[:100]
     return None
+
+
+LICENSE_FILE_PREFIXES = ("license", "licence", "copying")
+SPDX_HEAD_CHARS = 2_000
+
+
+def is_license_file(path: str) -> bool:
+    """A root-level LICENSE*, LICENCE* or COPYING* file (any case, any extension)."""
+    return "/" not in path and path.lower().startswith(LICENSE_FILE_PREFIXES)
+
+
+def license_from_headers(texts: Iterable[str]) -> str | None:
+    """The most common `SPDX-License-Identifier` in the heads of source files (ties: first seen), or None."""
+    counts: collections.Counter = collections.Counter()
+    for text in texts:
+        match = _SPDX.search(text[:SPDX_HEAD_CHARS])
+        if match:
+            counts[match.group(1).strip()] += 1
+    return counts.most_common(1)[0][0] if counts else None

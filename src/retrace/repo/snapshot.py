@@ -1,26 +1,38 @@
-"""Repository snapshots: the kept source files of a local directory, read safely and exactly.
+"""Repository snapshots: the kept files of one repository, read safely and exactly, filtered and counted.
 
-Ingest is the only stage that touches the file system, so it carries the safety promises: it never
-reads outside the root (symlinks resolving outside are skipped, directory symlinks are never
-followed, so loops cannot hang it), never opens FIFOs or devices, and keeps each file's text exactly
-as stored (strict UTF-8, no newline translation). Everything it skips is counted by reason.
+Every source kind (directory, git, archive, table, package) hands `build_snapshot` a list of
+`FileEntry`s; it applies the recipe's filters in one documented order, so a file is kept or skipped
+the same way whatever it came from, and counts every skip by reason. Texts are kept exactly as
+stored (strict UTF-8, no newline translation). The file-system safety lives in `localfs`.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import logging
 import os
-import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .licenses import guess_license
+from retrace.repo.dedup import RunDedup, content_key
+from retrace.repo.filters import (
+    FilterArguments,
+    content_reason,
+    decode,
+    license_reason,
+    name_reason,
+    vendored_dir,
+    vendored_prefix,
+)
+from retrace.repo.languages import language_of
+from retrace.repo.licenses import guess_license, is_license_file, license_from_headers
+from retrace.repo.localfs import FileEntry, walk_dir
 
-LANGUAGE_BY_EXTENSION = {".py": "python"}
-SKIPPED_DIR_NAMES = frozenset({"__pycache__", "node_modules"})
-_DESCRIPTION_MAX_BYTES = 200_000
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+logger = logging.getLogger(__name__)
+
+_ROOT_TEXT_MAX_BYTES = 200_000
 
 
 @dataclass
@@ -92,154 +104,163 @@ class IngestStats:
         }
 
 
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _read_regular(path: str, max_bytes: int) -> tuple[bytes | None, str | None]:
-    """Read a regular file without following a final symlink and without blocking on a FIFO.
-
-    Returns (data, None) or (None, skip reason). The type and size checks are made on the open
-    descriptor, so a file swapped between listing and reading cannot slip through.
-    """
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
-        return None, "unreadable"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, "special_file"
-        if st.st_size > max_bytes:
-            return None, "too_large"
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError:
-        return None, "unreadable"
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        return None, "too_large"
-    return data, None
-
-
-def _decode(data: bytes) -> tuple[str | None, str | None]:
-    if b"\x00" in data:
-        return None, "binary"
-    try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return None, "undecodable"
-
-
-def _walk(
-    root: str, rel_dir: str, exclude: Callable[[str], bool] | None, skipped: collections.Counter
-) -> Iterator[tuple[str, str]]:
-    """Yield (relative path, absolute path to open) for file-like entries, in sorted order.
-
-    Directory symlinks are never followed; file symlinks are yielded with their resolved target
-    only when it lies inside the root. Hidden directories and caches are pruned.
-    """
-    abs_dir = os.path.join(root, rel_dir) if rel_dir else root
-    try:
-        with os.scandir(abs_dir) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        skipped["unreadable_dir"] += 1
-        return
-    for entry in entries:
-        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-        if entry.is_symlink():
-            target = os.path.realpath(entry.path)
-            if not _is_within(target, root):
-                skipped["symlink_outside"] += 1
-            elif os.path.isdir(target):
-                skipped["symlink_dir"] += 1
-            elif not os.path.exists(target):
-                skipped["symlink_broken"] += 1
-            elif not os.path.isfile(target):
-                skipped["special_file"] += 1
-            elif exclude is None or not exclude(rel):
-                yield rel, target
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            if entry.name.startswith(".") or entry.name in SKIPPED_DIR_NAMES:
-                continue
-            if exclude is not None and exclude(rel + "/"):
-                skipped["excluded"] += 1
-                continue
-            yield from _walk(root, rel, exclude, skipped)
-            continue
-        if exclude is not None and exclude(rel):
-            continue
-        if not entry.is_file(follow_symlinks=False):
-            skipped["special_file"] += 1
-            continue
-        yield rel, entry.path
-
-
-def _root_text(root: str, prefixes: tuple[str, ...]) -> str | None:
-    """Text of the first root-level regular file whose lower-cased name starts with a prefix."""
-    try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return None
-    for name in names:
-        if not name.lower().startswith(prefixes):
-            continue
-        data, _ = _read_regular(os.path.join(root, name), _DESCRIPTION_MAX_BYTES)
-        if data is not None:
-            return data.decode("utf-8", errors="replace")
+def _root_text(entries: list[FileEntry], wanted: Callable[[str], bool]) -> str | None:
+    """Text of the first root-level entry (path order) that `wanted` accepts, decoded leniently."""
+    for entry in sorted(entries, key=lambda e: e.path):
+        if "/" not in entry.path and wanted(entry.path):
+            data, _ = entry.load(_ROOT_TEXT_MAX_BYTES)
+            if data is not None:
+                return data.decode("utf-8", errors="replace")
     return None
+
+
+def _file_or_reason(entry: FileEntry, filters: FilterArguments) -> tuple[SourceFile | None, str | None]:
+    """The per-file rules, in order: language, file name, size, bytes (binary/undecodable), text."""
+    language = language_of(entry.path)
+    if language is None or language not in filters.languages:
+        return None, "language"
+    reason = name_reason(entry.path, filters)
+    if reason is None and entry.size is not None and entry.size > filters.max_file_bytes:
+        reason = "too_large"
+    if reason is not None:
+        return None, reason
+    data, reason = entry.load(filters.max_file_bytes)
+    if data is None:
+        return None, reason
+    text, reason = decode(data)
+    if text is None:
+        return None, reason
+    reason = content_reason(text, filters)
+    return (None, reason) if reason else (SourceFile(path=entry.path, language=language, text=text), None)
+
+
+def _dedup_within(files: list[SourceFile], skipped: collections.Counter) -> list[SourceFile]:
+    seen: set[str] = set()
+    kept = []
+    for f in files:
+        key = content_key(f.text)
+        if key is not None and key in seen:
+            skipped["duplicate_file"] += 1
+            continue
+        if key is not None:
+            seen.add(key)
+        kept.append(f)
+    return kept
+
+
+def _repo_reason(files: list[SourceFile], license_id: str | None, filters: FilterArguments) -> str | None:
+    if filters.max_files_per_repo and len(files) > filters.max_files_per_repo:
+        return "repo_too_many_files"
+    if filters.max_bytes_per_repo and sum(len(f.text.encode("utf-8", "surrogatepass")) for f in files) > \
+            filters.max_bytes_per_repo:
+        return "repo_too_large"
+    if not files:
+        return "empty_repo"
+    return license_reason(license_id, filters)
+
+
+def build_snapshot(
+    entries: Iterable[FileEntry],
+    *,
+    name: str,
+    source: str,
+    filters: FilterArguments,
+    revision: str | None = None,
+    license: str | None = None,
+    stats: IngestStats | None = None,
+    run: RunDedup | None = None,
+    skipped: collections.Counter | None = None,
+) -> RepoSnapshot | None:
+    """Apply the filters to one repository's entries; the snapshot, or None when it is skipped whole.
+
+    Order: vendored directories, then per file language, lock/minified names, size, binary/undecodable,
+    generated/minified texts; then per repository exact duplicates within it, the file and byte limits,
+    emptiness and the licence allow-list (`license` when given, else a licence file's guess, else SPDX
+    headers),
+    then, against the run's earlier kept repositories, near-duplication and exact duplicate files.
+    A repository skipped whole counts its reason once and none of its files as kept. `skipped` holds
+    counts a source made while listing (e.g. unsafe archive members); they are added to `stats`.
+    """
+    own = IngestStats(repos_seen=1)
+    entries = list(entries)  # a lazy walk fills `skipped` while it is listed
+    own.skipped.update(skipped or {})
+    vendored: set[str] = set()
+    files: list[SourceFile] = []
+    for entry in entries:
+        prefix = vendored_prefix(entry.path) if filters.skip_vendored else None
+        if prefix is not None:
+            vendored.add(prefix)
+            continue
+        own.files_seen += 1
+        kept, reason = _file_or_reason(entry, filters)
+        if kept is None:
+            own.skipped[reason] += 1
+        else:
+            files.append(kept)
+    own.skipped["vendored_dir"] += len(vendored)
+    files.sort(key=lambda f: f.path)
+    if filters.dedup_files != "none":
+        files = _dedup_within(files, own.skipped)
+    license_text = _root_text(entries, is_license_file) if license is None else None
+    if license_text is not None:
+        license = guess_license(license_text)
+    if license is None:
+        license = license_from_headers(f.text for f in files)
+    reason = _repo_reason(files, license, filters)
+    if reason is None and run is not None:
+        texts = [f.text for f in files]
+        original = run.near_duplicate_of(name, texts)
+        if original is not None:
+            logger.info("%s: near-duplicate of %s, skipped", name, original)
+            reason = "near_duplicate_repo"
+        else:
+            unique = [f for f in files if not run.is_known_file(content_key(f.text))]
+            own.skipped["duplicate_file_across_repos"] += len(files) - len(unique)
+            files = unique
+            reason = None if files else "empty_repo"
+            if reason is None:
+                run.remember(name, texts)
+    snapshot = None
+    if reason is not None:
+        own.skipped[reason] += 1
+    else:
+        own.files_kept, own.repos_kept = len(files), 1
+        snapshot = RepoSnapshot(name=name, source=source, revision=revision, license=license,
+                                description=_root_text(entries, lambda p: p.lower().startswith("readme")) or "",
+                                files=files)
+    own.skipped = collections.Counter({k: v for k, v in own.skipped.items() if v})
+    if stats is not None:
+        stats.merge(own)
+    return snapshot
 
 
 def ingest_local_dir(
     path: str | Path,
     *,
     name: str | None = None,
-    languages: tuple[str, ...] = ("python",),
-    max_file_bytes: int = 1_000_000,
+    languages: Iterable[str] | None = None,
+    max_file_bytes: int | None = None,
     stats: IngestStats | None = None,
     exclude: Callable[[str], bool] | None = None,
+    filters: FilterArguments | None = None,
+    run: RunDedup | None = None,
 ) -> RepoSnapshot | None:
-    """Snapshot the source files under `path`; None (counted "empty_repo") when none are kept.
+    """Snapshot the files under the directory `path`; None when the repository is skipped (counted).
 
-    `exclude` receives root-relative paths ('/'-separated, directories with a trailing '/') and
-    returns True to skip them; excluded directories are counted as "excluded", excluded files are
-    not counted at all. Counts are added to `stats` when given.
+    Without `filters` the library default keeps Python files only (recipes default to every language);
+    `languages` and `max_file_bytes` override the filters' values. `exclude` receives root-relative
+    paths ('/'-separated, directories with a trailing '/') and returns True to skip them; excluded
+    directories are counted as "excluded", excluded files are not counted at all.
     """
-    own = IngestStats(repos_seen=1)
+    if filters is None:
+        filters = FilterArguments(languages=["python"])
+    if languages is not None:
+        filters = dataclasses.replace(filters, languages=list(languages))
+    if max_file_bytes is not None:
+        filters = dataclasses.replace(filters, max_file_bytes=max_file_bytes)
     root = os.path.realpath(os.fspath(path))
-    files: list[SourceFile] = []
-    for rel, abs_path in _walk(root, "", exclude, own.skipped):
-        own.files_seen += 1
-        language = LANGUAGE_BY_EXTENSION.get(os.path.splitext(rel)[1])
-        if language is None or language not in languages:
-            own.skipped["language"] += 1
-            continue
-        data, reason = _read_regular(abs_path, max_file_bytes)
-        text = None
-        if data is not None:
-            text, reason = _decode(data)
-        if text is None:
-            own.skipped[reason] += 1
-            continue
-        files.append(SourceFile(path=rel, language=language, text=text))
-    snapshot = None
-    if files:
-        own.files_kept = len(files)
-        own.repos_kept = 1
-        license_text = _root_text(root, ("license", "licence", "copying"))
-        snapshot = RepoSnapshot(
-            name=name or os.path.basename(root),
-            source=os.fspath(path),
-            revision=None,
-            license=guess_license(license_text) if license_text is not None else None,
-            description=_root_text(root, ("readme",)) or "",
-            files=sorted(files, key=lambda f: f.path),
-        )
-    else:
-        own.skipped["empty_repo"] += 1
-    if stats is not None:
-        stats.merge(own)
-    return snapshot
+    skipped: collections.Counter = collections.Counter()
+    prune = vendored_dir if filters.skip_vendored else None
+    entries = walk_dir(root, skipped, exclude=exclude, prune=prune)
+    return build_snapshot(entries, name=name or os.path.basename(root), source=os.fspath(path), filters=filters,
+                          stats=stats, run=run, skipped=skipped)
