@@ -25,7 +25,7 @@ from pathlib import Path
 
 from retrace.agents import SimulationArguments, SimulationOptions, build_policy, simulate_repositories
 from retrace.atomic import remove_partial_writes, write_json
-from retrace.data.export import ExportArguments, export_repository, is_done
+from retrace.data.export import ExportArguments, export_repository, finish_export, is_done
 from retrace.data.stats import split_artifact_stats
 from retrace.provenance import save_run_info
 from retrace.recipe import run_entry
@@ -61,10 +61,7 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_arg
             # 2. analyze (worker processes)  3. simulate (one policy call per batch)  4. export (atomic)
             graphs = analyze_in_workers(batch, scale.num_workers)
             if policy is None:
-                policy = build_policy(sim_args.policy, model_name_or_path=sim_args.policy_model,
-                                      max_new_tokens=sim_args.policy_max_new_tokens,
-                                      batch_size=sim_args.policy_batch_size, temperature=sim_args.policy_temperature,
-                                      dtype=sim_args.policy_dtype, seed=sim_args.seed, kinds=sim_args.policy_kinds)
+                policy = build_policy(sim_args.policy, **sim_args.policy_kwargs())
             trajectories = simulate_repositories(list(zip(batch, graphs)), policy, options)
             for snapshot, trajectory in zip(batch, trajectories):
                 files = {f.path: f.text for f in snapshot.files}
@@ -72,9 +69,11 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_arg
         stats["splits"][split] = {**ingest_stats.to_dict(),
                                   **split_artifact_stats(out, split, [s.name for s in snapshots])}
     write_json(f"{out}/stats.json", stats)
+    # 5. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer
+    finish_export(out, tokenizer=export_args.dataset_card_tokenizer, viewer=export_args.viewer)
     if policy is not None and getattr(policy, "usage", None):
         logger.info("policy usage this run: %s", policy.usage)
-    logger.info("wrote %s (stats.json, trajectories/, documents/, baselines/, heldout/)", out)
+    logger.info("wrote %s (stats.json, README.md, trajectories/, documents/, baselines/, heldout/, viewer/)", out)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,16 @@
 A role-free backend: give it conversations (lists of `{"role", "content"}`), get the assistant's
 replies. Left padding, greedy by default, stopped by the tokenizer's EOS and the chat template's
 end-of-turn token, so small models do not ramble past their answer.
+
+Every chat backend (this one, `openai_chat`, `vllm_chat`) offers the same surface, `ChatBackend`, so
+the policies that use them do not care which one answers.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from tqdm.auto import tqdm
 
@@ -26,6 +30,18 @@ class GenerationUsage:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+class ChatBackend(Protocol):
+    """What a policy needs of a chat model: replies in order, `None` where a request failed for good.
+
+    `temperature` and `seed` override the backend's own for one call (a policy's retry samples).
+    """
+
+    usage: GenerationUsage
+
+    def generate(self, conversations: list[list[Message]], desc: str = "generating", *,
+                 temperature: float | None = None, seed: int | None = None) -> list[str | None]: ...
 
 
 class HFChatModel:
@@ -52,20 +68,23 @@ class HFChatModel:
         self.seed = seed
         self.usage = GenerationUsage()
 
-    def generate(self, conversations: list[list[Message]], desc: str = "generating") -> list[str]:
+    def generate(self, conversations: list[list[Message]], desc: str = "generating", *,
+                 temperature: float | None = None, seed: int | None = None) -> list[str]:
         """One reply per conversation, in order. Long batches are sorted by length to limit padding."""
         import torch
 
+        temperature = self.temperature if temperature is None else temperature
+
         order = sorted(range(len(conversations)), key=lambda i: -len(str(conversations[i])))
         replies: list[str] = [""] * len(conversations)
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed if seed is None else seed)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in tqdm(batches, desc=desc, unit="batch", disable=len(batches) < 2):
             encoded = self.tokenizer.apply_chat_template(
                 [conversations[i] for i in batch], add_generation_prompt=True, padding=True,
                 return_tensors="pt", return_dict=True,
             ).to(self.device)
-            sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature > 0 else {
+            sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {
                 "do_sample": False}
             with torch.inference_mode():
                 output = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,

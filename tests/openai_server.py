@@ -1,0 +1,148 @@
+"""A real local HTTP server speaking the OpenAI chat-completions protocol, with scripted faults.
+
+Tests talk to it over loopback exactly as they would to `vllm serve`: the client's sockets, timeouts,
+status codes and bodies are all real. Only the words are scripted (`reply(request_body) -> str`).
+
+Faults are consumed one per chat request, in arrival order, from `server.faults`:
+`"500"` (HTTP 500), `"429"` (with `Retry-After`), `"slow"` (sleep `slow_s`, past the client's timeout,
+then answer), `"malformed"` (HTTP 200 with a body that is not JSON), `"empty_choices"` (valid JSON,
+no choices), `"400"` (a non-retryable client error). `ready_after_s` keeps `/v1/models` at 503 for
+that long after start, like a server still loading weights.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def grounded_reply(body: dict) -> str:
+    """Words a validator accepts: they name the file (or project) the prompt is about, and paste no code."""
+    prompt = body["messages"][-1]["content"]
+    match = re.search(r"(?:file|implement|write|wrote) (\S+\.\w+)", prompt) or re.search(r'project "([^"]+)"', prompt)
+    subject = match.group(1) if match else "the project"
+    return f"The server's note: {subject} comes next, built from what its dependencies already provide."
+
+
+class FakeChatServer:
+    """`ThreadingHTTPServer` on 127.0.0.1, an ephemeral port, in a daemon thread; a context manager."""
+
+    def __init__(self, reply=grounded_reply, *, model: str = "test-model", ready_after_s: float = 0.0,
+                 delay_s: float = 0.0, slow_s: float = 2.0, retry_after: str = "1"):
+        self.reply = reply
+        self.model = model
+        self.ready_after_s = ready_after_s
+        self.delay_s = delay_s            # every chat request takes this long (to observe concurrency)
+        self.slow_s = slow_s
+        self.retry_after = retry_after
+        self.faults: deque[str] = deque()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.chat_requests: list[dict] = []   # bodies received, in arrival order
+        self.authorizations: list[str | None] = []  # the Authorization header of each chat request
+        self.log: list[tuple[float, str]] = []  # (time, fault or "ok") per chat request
+        self.model_polls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+        self.started = 0.0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeChatServer:
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout): nothing to answer
+
+            def do_GET(self):
+                if self.path.rstrip("/") != "/v1/models":
+                    return self._send(404, b'{"error": "not found"}')
+                with server.lock:
+                    server.model_polls += 1
+                if time.monotonic() - server.started < server.ready_after_s:
+                    return self._send(503, b'{"error": "loading"}')
+                self._send(200, json.dumps({"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                           .encode())
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                if self.path != "/v1/chat/completions":
+                    return self._send(404, b'{"error": "not found"}')
+                with server.lock:
+                    fault = server.faults.popleft() if server.faults else "ok"
+                    server.chat_requests.append(body)
+                    server.authorizations.append(self.headers.get("Authorization"))
+                    server.log.append((time.monotonic(), fault))
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    time.sleep(server.delay_s)
+                    self._answer(body, fault)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+            def _answer(self, body: dict, fault: str) -> None:
+                if fault == "500":
+                    return self._send(500, b'{"error": "internal"}')
+                if fault == "400":
+                    return self._send(400, b'{"error": "bad request"}')
+                if fault == "429":
+                    return self._send(429, b'{"error": "slow down"}', {"Retry-After": server.retry_after})
+                if fault == "malformed":
+                    return self._send(200, b'{"choices": [{"message": {"content": "cut off')
+                if fault == "empty_choices":
+                    return self._send(200, b'{"choices": []}')
+                if fault == "slow":
+                    time.sleep(server.slow_s)
+                text = server.reply(body)
+                prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
+                completion_tokens = len(text.split())
+                finish = "length" if completion_tokens >= body.get("max_tokens", 1 << 30) else "stop"
+                with server.lock:
+                    server.prompt_tokens += prompt_tokens
+                    server.completion_tokens += completion_tokens
+                payload = {"id": "chatcmpl-test", "object": "chat.completion", "model": server.model,
+                           "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                        "finish_reason": finish}],
+                           "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                     "total_tokens": prompt_tokens + completion_tokens}}
+                self._send(200, json.dumps(payload).encode())
+
+        return Handler
