@@ -146,3 +146,15 @@ def test_hf_policy_with_the_embedded_model_writes_grounded_text(tmp_path):
     for step in write_thinks:  # model text where usable, else the counted structural fallback
         assert (step.meta["source"] == "hf" and len(step.content) >= 20) or "fallback" in step.meta
     check_grounding(traj, root)
+
+
+def test_plan_covers_every_kept_file_exactly_once_in_order():
+    snapshot = ingest_local_dir(STDLIB / "email", name="email")
+    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], build_policy("structural"))
+    [plan] = [s for s in traj.steps if s.kind == "plan"]
+    entries = [line.split(". ", 1)[1].split(":", 1)[0] for line in plan.content.splitlines()[1:]]
+    assert entries == traj.order
+    assert sorted(entries) == sorted(f.path for f in snapshot.files)
+    assert len(entries) == len(set(entries))
+    delegated = [s.path for s in traj.steps if s.kind == "delegate"]
+    assert delegated == traj.order
