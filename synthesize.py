@@ -10,7 +10,8 @@ Usage:
 
 Stages, in order: ingest (read the repositories) -> analyze (tree-sitter summaries, dependency graph,
 development order) -> simulate (main agent plans, one sub-agent per file reads its dependencies and
-writes the file) -> export (trajectory, training document and Raw-Repos baseline per repository).
+writes the file) -> refine (search each Think for the text that makes the real code most likely) ->
+export (trajectory, training document, Raw-Repos and no-search baselines per repository).
 Outputs are written one repository at a time, atomically; a re-run skips finished repositories, and a
 run killed at any point then run again leaves exactly what an uninterrupted run leaves. To fan out,
 give each launch its own `--shard_index` (a repository's shard is a stable hash of its name):
@@ -25,10 +26,20 @@ from pathlib import Path
 
 from retrace.agents import SimulationArguments, SimulationOptions, build_policy, simulate_repositories
 from retrace.atomic import remove_partial_writes, write_json
+from retrace.data import read_trajectories
 from retrace.data.export import ExportArguments, export_repository, finish_export, is_done
 from retrace.data.stats import split_artifact_stats
 from retrace.provenance import save_run_info
 from retrace.recipe import run_entry
+from retrace.refine import (
+    RefineArguments,
+    build_proposer,
+    build_step_scorer,
+    collect_refine_stats,
+    no_search_trajectory,
+    plot_refine_stats,
+    refine_trajectories,
+)
 from retrace.repo import IngestStats
 from retrace.repo.parallel import ScaleArguments, analyze_in_workers, batches, shard_of
 from retrace.repo.sources import IngestArguments, ingest_sources
@@ -36,14 +47,14 @@ from retrace.repo.sources import IngestArguments, ingest_sources
 logger = logging.getLogger("retrace.synthesize")
 
 
-def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_args: ExportArguments,
-         scale: ScaleArguments, recipe) -> None:
+def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_args: RefineArguments,
+         export_args: ExportArguments, scale: ScaleArguments, recipe) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = export_args.output_dir
     if Path(out).is_dir() and (removed := remove_partial_writes(out)):
         logger.info("removed %d partial files left by a killed run", removed)
     save_run_info(out, recipe, stage="synthesize")
-    policy = None
+    policy = proposer = step_scorer = None
     options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
                                 prompt_facts_chars=sim_args.prompt_facts_chars)
     stats: dict = {"shard": [scale.shard_index, scale.num_shards], "splits": {}}
@@ -58,18 +69,33 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_arg
         logger.info("%s: %d repositories in this shard, %d to do (%d already written)", split, len(snapshots),
                     len(todo), len(snapshots) - len(todo))
         for batch in batches(todo, scale.repos_per_batch):
-            # 2. analyze (worker processes)  3. simulate (one policy call per batch)  4. export (atomic)
+            # 2. analyze (worker processes)  3. simulate (one policy call per batch)
             graphs = analyze_in_workers(batch, scale.num_workers)
             if policy is None:
                 policy = build_policy(sim_args.policy, **sim_args.policy_kwargs())
             trajectories = simulate_repositories(list(zip(batch, graphs)), policy, options)
+            # 4. refine: search each Think before a Write (held-out trajectories are evaluation targets: as is)
+            searched = refine_args.refine and split == "train"
+            if searched:
+                if step_scorer is None:
+                    step_scorer, proposer = build_step_scorer(refine_args), build_proposer(refine_args)
+                trajectories, refine_stats = refine_trajectories(trajectories, refine_args, proposer, step_scorer)
+                logger.info("refine: %d steps, NLL per iteration %s, %d tokens forwarded, %.0f s",
+                            refine_stats.summary.steps, [round(x, 3) for x in refine_stats.summary.nll],
+                            refine_stats.tokens_forwarded, refine_stats.seconds)
+            # 5. export, atomically, one repository at a time
             for snapshot, trajectory in zip(batch, trajectories):
                 files = {f.path: f.text for f in snapshot.files}
-                export_repository(out, split, trajectory, files, export_args.raw_baseline)
+                export_repository(out, split, trajectory, files, export_args.raw_baseline,
+                                  no_search=no_search_trajectory(trajectory) if searched else None)
         stats["splits"][split] = {**ingest_stats.to_dict(),
                                   **split_artifact_stats(out, split, [s.name for s in snapshots])}
     write_json(f"{out}/stats.json", stats)
-    # 5. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer
+    if refine_args.refine:  # from the artifacts on disk, so a resumed run reports the same
+        refine_summary = collect_refine_stats(read_trajectories(f"{out}/trajectories"))
+        write_json(f"{out}/refine_stats.json", refine_summary.to_dict())
+        plot_refine_stats(refine_summary, f"{out}/refine.png")
+    # 6. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer
     finish_export(out, tokenizer=export_args.dataset_card_tokenizer, viewer=export_args.viewer)
     if policy is not None and getattr(policy, "usage", None):
         logger.info("policy usage this run: %s", policy.usage)
@@ -77,4 +103,4 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, export_arg
 
 
 if __name__ == "__main__":
-    run_entry(main, IngestArguments, SimulationArguments, ExportArguments, ScaleArguments)
+    run_entry(main, IngestArguments, SimulationArguments, RefineArguments, ExportArguments, ScaleArguments)

@@ -17,11 +17,15 @@ def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     synth, model, evaluation = tmp_path / "synth", tmp_path / "model", tmp_path / "eval"
     run_script("synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy", "structural",
                "--sources", "python:json", "python:wsgiref", "--heldout_sources", str(STDLIB / "urllib"),
-               "--output_dir", str(synth))
+               "--output_dir", str(synth), "--refine_scorer_model", str(tiny_llama_dir), "--viewer", "false")
     stats = json.loads((synth / "stats.json").read_text())
     assert stats["splits"]["train"]["repos_written"] == 2 and stats["splits"]["heldout"]["repos_written"] == 1
-    for name in ("recipe.yaml", "run_info.json"):
+    for name in ("recipe.yaml", "run_info.json", "README.md", "refine_stats.json", "refine.png"):
         assert (synth / name).is_file()
+    refine = json.loads((synth / "refine_stats.json").read_text())["summary"]
+    assert refine["steps"] > 0 and all(b <= a + 1e-9 for a, b in zip(refine["nll"], refine["nll"][1:]))
+    assert sorted(p.name for p in (synth / "baselines" / "no_search").glob("*.jsonl")) == ["json.jsonl",
+                                                                                         "wsgiref.jsonl"]
 
     # every written file is the real file, and it is trained on; observations are not
     for traj in read_trajectories(synth / "trajectories"):

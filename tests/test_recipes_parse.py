@@ -19,7 +19,8 @@ RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate" n
 SECTIONS = {
     "synthesize": "from retrace.repo.sources import IngestArguments as A; from retrace.agents import "
                   "SimulationArguments as B; from retrace.data.export import ExportArguments as C; "
-                  "from retrace.repo.parallel import ScaleArguments as D; types = (A, B, C, D)",
+                  "from retrace.repo.parallel import ScaleArguments as D; from retrace.refine import RefineArguments as E; "
+                  "types = (A, B, C, D, E)",
     "evaluate": "from retrace.evaluation import EvaluationConfig as A; types = (A,)",
     "train": "from retrace.training import ModelArguments as A, DataArguments as B, RetraceTrainingArguments as C; "
              "types = (A, B, C)",

@@ -122,3 +122,36 @@ def test_full_logits_path_agrees_and_training_mode_is_restored(tiny):
         assert model.training
     finally:
         model.eval()
+
+
+def test_shared_prefix_equals_independent_scores(tiny):
+    """One prefix forwarded once, many (middle, target) rows after it: the same numbers as scoring each alone."""
+    model, tokenizer = tiny
+    enc = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prefix = enc(CONTEXT)
+    rows = [(enc("# next\n"), enc(TARGET)), ([], enc(TARGET)), (enc("# a longer middle part\n" * 3), enc("y = 2\n")),
+            (enc("x"), []), (enc("# z\n"), enc(TARGET))]
+    scorer = HFScorer(model, tokenizer, max_context_tokens=512, max_chunk_tokens=512, batch_size=2)
+    state = scorer.encode_prefix(prefix)
+    assert scorer.tokens_forwarded == len(prefix)
+    shared = scorer.score_after_prefix(state, rows, token_nlls=True)
+    assert scorer.tokens_forwarded == len(prefix) + sum(len(m) + len(t) for m, t in rows if t)
+    alone = scorer.score_ids([(prefix + m, t) for m, t in rows])
+    for a, b, (_, target) in zip(shared, alone, rows):
+        assert a.n_tokens == b.n_tokens == len(target)
+        assert a.nll_sum == pytest.approx(b.nll_sum, rel=1e-5, abs=1e-5)
+        assert sum(a.token_nlls) == pytest.approx(a.nll_sum)
+    expected, _ = reference_nll(model, tokenizer, CONTEXT, TARGET)
+    assert shared[1].nll_sum == pytest.approx(expected, rel=1e-5)  # empty middle: first token from the prefix
+    scorer._uses_plain_head = lambda: False  # the full-logits path (soft-capped heads) gives the same numbers
+    full = scorer.score_after_prefix(scorer.encode_prefix(prefix), rows)
+    for a, b in zip(shared, full):
+        assert a.nll_sum == pytest.approx(b.nll_sum, rel=1e-5, abs=1e-5)
+
+
+def test_shared_prefix_refuses_rows_beyond_the_positions(tiny):
+    model, tokenizer = tiny
+    scorer = HFScorer(model, tokenizer, max_context_tokens=512, max_chunk_tokens=512)
+    state = scorer.encode_prefix([5] * 1000)
+    with pytest.raises(ValueError, match="positions"):
+        scorer.score_after_prefix(state, [([], [7] * 30)])

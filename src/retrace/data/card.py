@@ -18,12 +18,13 @@ import yaml
 
 from retrace.atomic import write_text
 from retrace.data.document import Document
-from retrace.data.export import DOCUMENTS, HELDOUT, RAW_BASELINE, TRAJECTORIES
+from retrace.data.export import DOCUMENTS, HELDOUT, NO_SEARCH_BASELINE, RAW_BASELINE, TRAJECTORIES
 
 # config name -> (folder relative to the output directory, split name)
 CONFIGS = {
     "documents": (DOCUMENTS, "train"),
     "raw_repos": (RAW_BASELINE, "train"),
+    "no_search": (NO_SEARCH_BASELINE, "train"),
     "heldout": (f"{HELDOUT}/{DOCUMENTS}", "test"),
     "heldout_raw_repos": (f"{HELDOUT}/{RAW_BASELINE}", "test"),
 }

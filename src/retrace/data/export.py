@@ -4,6 +4,7 @@ Layout under an output directory (docs/formats.md):
   trajectories/<repo>.jsonl      the trajectory (one JSON object)
   documents/<repo>.jsonl         the flattened training document, observations not trained
   baselines/raw_repos/<repo>.jsonl  the Raw-Repos baseline from the same files and order
+  baselines/no_search/<repo>.jsonl  the trajectory document before reasoning search (when refine ran)
 Held-out repositories get the same tree under `heldout/`. Every file is written atomically, so a
 killed run leaves whole files only and a re-run can skip repositories already written.
 """
@@ -21,6 +22,7 @@ from retrace.data.trajectory import Trajectory
 TRAJECTORIES = "trajectories"
 DOCUMENTS = "documents"
 RAW_BASELINE = "baselines/raw_repos"
+NO_SEARCH_BASELINE = "baselines/no_search"
 HELDOUT = "heldout"
 
 
@@ -54,12 +56,19 @@ def is_done(output_dir: str | Path, split: str, repo: str) -> bool:
 
 
 def export_repository(output_dir: str | Path, split: str, traj: Trajectory, files: dict[str, str],
-                      raw_baseline: bool = True) -> dict[str, int]:
-    """Write trajectory, document and (optionally) baseline for one repository; return token-free sizes."""
+                      raw_baseline: bool = True, no_search: Trajectory | None = None) -> dict[str, int]:
+    """Write trajectory, document and baselines for one repository; return token-free sizes.
+
+    `no_search` is the same trajectory before reasoning search (the paper's ablation): when given, its
+    document goes to `baselines/no_search/`. The document is written last: its presence marks the
+    repository done.
+    """
     base = split_dir(output_dir, split)
     name = artifact_name(traj.repo)
     write_jsonl(base / TRAJECTORIES / f"{name}.jsonl", [traj.to_dict()])
     sizes = {}
+    if no_search is not None:
+        write_jsonl(base / NO_SEARCH_BASELINE / f"{name}.jsonl", [trajectory_to_document(no_search).to_dict()])
     if raw_baseline:
         raw = raw_repository_document(traj, files)
         write_jsonl(base / RAW_BASELINE / f"{name}.jsonl", [raw.to_dict()])

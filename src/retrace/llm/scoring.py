@@ -15,13 +15,20 @@ of at most T tokens; the chunk starting at target token k sees the last C tokens
 included) of `context + target[:k]`, then its own tokens. So every scored token is conditioned on at
 least min(C, available) tokens before its chunk, a forward pass holds at most C + T tokens, and when
 C covers the context plus the whole target the chunked scores equal one unchunked pass.
+
+Shared prefixes (`encode_prefix` + `score_after_prefix`): when many continuations follow one context
+(the refine stage's candidate Thinks after one trajectory prefix), the prefix is forwarded once and its
+key/value cache is copied into every row of each batch, so each row forwards only its own tokens. The
+rule there is different and simpler: no window, nothing is cut; the caller cuts the prefix (from the
+left) and the target beforehand, and prefix + row must fit the model's positions.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -45,11 +52,22 @@ class TargetScore:
 
     nll_sum: float
     n_tokens: int  # target tokens scored
+    # Per-token NLLs in target order, only when asked for (surprisal-guided search needs them).
+    token_nlls: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def mean(self) -> float:
         """Mean NLL per scored token (nats/token); NaN for an empty target."""
         return self.nll_sum / self.n_tokens if self.n_tokens else math.nan
+
+
+@dataclass
+class PrefixState:
+    """A context forwarded once: its key/value cache, shared by every continuation scored after it."""
+
+    ids: list[int]                  # the tokens forwarded (special prefix included)
+    layers: list[tuple[Any, Any]]   # per layer (keys, values), batch size 1
+    last_output: Any                # final hidden state (or logits) at the last prefix position, shape (dim,)
 
 
 @dataclass
@@ -238,3 +256,92 @@ class HFScorer:
 
     def _logits(self, hidden):
         return self.model.get_output_embeddings()(hidden) if self._uses_plain_head() else hidden
+
+    # -- shared prefixes ---------------------------------------------------------------------------
+
+    def encode_prefix(self, prefix_ids: Sequence[int]) -> PrefixState:
+        """Forward `special prefix + prefix_ids` once (the BOS/EOS start token when both are empty)."""
+        import torch
+
+        ids = list(self.special_prefix) + list(prefix_ids) or list(self.start_ids)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                input_ids = torch.tensor([ids], device=self.device)
+                if self._uses_plain_head():
+                    out = self.model.get_decoder()(input_ids=input_ids, use_cache=True)
+                    last = out.last_hidden_state[0, -1]
+                else:
+                    out = self.model(input_ids=input_ids, use_cache=True)
+                    last = out.logits[0, -1]
+        finally:
+            self.model.train(was_training)
+        self.tokens_forwarded += len(ids)
+        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
+        return PrefixState(ids=ids, layers=layers, last_output=last)
+
+    def score_after_prefix(self, state: PrefixState, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *,
+                           token_nlls: bool = False) -> list[TargetScore]:
+        """Score (middle ids, target ids) rows that all follow `state`'s prefix: target given prefix + middle.
+
+        Numbers equal `score_ids([(prefix + middle, target)])` with a window covering everything, within
+        floating-point tolerance. Raises ValueError when prefix + a row exceeds the model's positions.
+        """
+        import torch
+
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        longest = max((len(m) + len(t) for m, t in rows), default=0)
+        if limit is not None and len(state.ids) + longest > limit:
+            raise ValueError(f"prefix ({len(state.ids)}) + row ({longest}) tokens exceed the model's {limit} positions")
+        results: list[TargetScore] = [TargetScore(0.0, 0, () if token_nlls else None)] * len(rows)
+        order = sorted((i for i, (m, t) in enumerate(rows) if t), key=lambda i: -(len(rows[i][0]) + len(rows[i][1])))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for lo in range(0, len(order), self.batch_size):
+                    batch = order[lo:lo + self.batch_size]
+                    for index, nlls in zip(batch, self._forward_after_prefix(state, [rows[i] for i in batch])):
+                        results[index] = TargetScore(float(nlls.sum()), len(nlls),
+                                                     tuple(nlls.tolist()) if token_nlls else None)
+        finally:
+            self.model.train(was_training)
+        return results
+
+    def _forward_after_prefix(self, state: PrefixState, rows) -> list:
+        """Per-token NLLs (float64, CPU) of each row's target; rows right-padded, the cache copied per row."""
+        import torch
+        from transformers import DynamicCache
+
+        device = self.device
+        width = max(len(m) + len(t) for m, t in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        for r, (middle, target) in enumerate(rows):
+            ids[r, :len(middle) + len(target)] = torch.tensor(list(middle) + list(target))
+        self.tokens_forwarded += sum(len(m) + len(t) for m, t in rows)
+        # Right padding after every real token: causal attention keeps real tokens' outputs exact, so no mask.
+        cache = DynamicCache(ddp_cache_data=[(k.expand(len(rows), -1, -1, -1), v.expand(len(rows), -1, -1, -1))
+                                             for k, v in state.layers], config=self.model.config)
+        if self._uses_plain_head():
+            out = self.model.get_decoder()(input_ids=ids.to(device), cache=cache, use_cache=True)
+            outputs = out.last_hidden_state
+        else:
+            outputs = self.model(input_ids=ids.to(device), cache=cache, use_cache=True).logits
+        results = []
+        for r, (middle, target) in enumerate(rows):
+            m = len(middle)
+            # Output at position p predicts token p + 1; the first target token after an empty middle is
+            # predicted by the prefix's last position.
+            picked = outputs[r, max(m - 1, 0):m + len(target) - 1]
+            if m == 0:
+                picked = torch.cat([state.last_output[None].to(picked.dtype), picked])
+            labels = torch.tensor(list(target), device=device)
+            nll = torch.empty(len(target), dtype=torch.float64)
+            for lo in range(0, len(target), HEAD_BLOCK_POSITIONS):
+                logits = self._logits(picked[lo:lo + HEAD_BLOCK_POSITIONS]).float()
+                logp = torch.log_softmax(logits, dim=-1)
+                chosen = logp.gather(-1, labels[lo:lo + HEAD_BLOCK_POSITIONS, None]).squeeze(-1)
+                nll[lo:lo + HEAD_BLOCK_POSITIONS] = -chosen.double().cpu()
+            results.append(nll)
+        return results

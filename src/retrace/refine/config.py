@@ -1,0 +1,58 @@
+"""Recipe arguments of the refine stage (flat keys, all prefixed `refine`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PROPOSER_NAMES = ("structural", "hf", "chat")
+
+
+@dataclass
+class RefineArguments:
+    """How Think steps are searched: proposer, scorer, budget and the leakage guard."""
+
+    refine: bool = field(default=False, metadata={
+        "help": "Search every Think step before a Write for text that makes the real code more likely."})
+    refine_iterations: int = field(default=3, metadata={"help": "Search iterations per Think step (paper: 3)."})
+    refine_candidates: int = field(default=2, metadata={"help": "Rewrites proposed per iteration (paper: 2)."})
+    refine_proposer: str = field(default="structural", metadata={
+        "help": f"Who proposes rewrites: one of {list(PROPOSER_NAMES)} ('chat' = a backend object passed in)."})
+    refine_proposer_model: str = field(default="~/.cache/retrace/models/SmolLM2-135M-Instruct", metadata={
+        "help": "Chat model of the 'hf' proposer: a local path or hub id."})
+    refine_proposer_max_new_tokens: int = field(default=192, metadata={"help": "Generation cap per rewrite."})
+    refine_proposer_temperature: float = field(default=0.7, metadata={
+        "help": "Sampling temperature of a model proposer (0: greedy, then candidates of one step coincide)."})
+    refine_surprisal_guided: bool = field(default=False, metadata={
+        "help": "Show the proposer where the real code is most surprising under the incumbent Think."})
+    refine_surprisal_spans: int = field(default=3, metadata={"help": "High-loss spans shown per proposal."})
+    refine_scorer_model: str = field(default="~/.cache/retrace/models/SmolLM2-135M-Instruct", metadata={
+        "help": "Causal LM scoring the payload (use the model to be trained, for its tokenizer)."})
+    refine_dtype: str = field(default="float32", metadata={"help": "torch dtype of the scorer (or 'auto')."})
+    refine_batch_size: int = field(default=4, metadata={"help": "Scored rows per forward pass."})
+    refine_max_context_tokens: int = field(default=1024, metadata={
+        "help": "The prefix before a Think is cut from the left to this many tokens (Think and payload never are)."})
+    refine_max_target_tokens: int = field(default=0, metadata={
+        "help": "Payload tokens scored per step, from its start (0: all that fit the scorer's positions)."})
+    refine_max_think_chars: int = field(default=2400, metadata={
+        "help": "Longer proposals are cut at a line boundary (bounds the cost of a candidate)."})
+    refine_keep_unhelpful: bool = field(default=True, metadata={
+        "help": "Keep a Think whose best text does not beat the no-Think baseline (flagged); false drops it."})
+    refine_leak_ngram: int = field(default=12, metadata={
+        "help": "A Think sharing this many consecutive whitespace-separated words with the payload is a leak."})
+    refine_leak_line_share: float = field(default=0.3, metadata={
+        "help": "A Think with more than this share of its substantial lines verbatim in the payload is a leak."})
+    refine_max_steps_per_repo: int = field(default=0, metadata={
+        "help": "Search only the first N Thinks of each repository, in development order (0: all; a CPU budget)."})
+
+    def __post_init__(self) -> None:
+        if self.refine_proposer not in PROPOSER_NAMES:
+            raise ValueError(f"key 'refine_proposer': unknown proposer '{self.refine_proposer}'; "
+                             f"available: {list(PROPOSER_NAMES)}")
+        for key in ("refine_iterations", "refine_candidates", "refine_batch_size", "refine_max_context_tokens",
+                    "refine_leak_ngram"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"key '{key}': must be at least 1, got {getattr(self, key)}")
+        if self.refine_max_target_tokens < 0:
+            raise ValueError("key 'refine_max_target_tokens': must be 0 (all) or positive")
+        if not 0.0 <= self.refine_leak_line_share <= 1.0:
+            raise ValueError("key 'refine_leak_line_share': must be in [0, 1]")

@@ -1,0 +1,149 @@
+"""What a refinement run did: NLL and Think length per iteration (the paper's Figure 3), acceptance, leaks, cost.
+
+Computed from the per-step search logs alone (`step.meta["search"]`), so the same numbers can be recomputed
+from trajectories on disk. NLLs are in nats per payload token; "token-weighted" means the NLL of all
+searched payload tokens pooled (long files weigh more), "step mean" the plain mean over steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SearchSummary:
+    steps: int = 0
+    candidates: int = 0            # proposals that reached the guard (duplicates of tried texts excluded)
+    scored: int = 0
+    accepted: int = 0
+    leaks: dict[str, int] = field(default_factory=dict)   # rejections by rule: ngram, lines
+    too_long: int = 0
+    unhelpful: int = 0             # final Think does not beat the no-Think baseline
+    dropped: int = 0
+    target_tokens: int = 0         # payload tokens scored per candidate, summed over steps
+    nll: list[float] = field(default_factory=list)            # token-weighted, per iteration (0: before search)
+    step_nll: list[float] = field(default_factory=list)       # step mean, per iteration
+    think_chars: list[float] = field(default_factory=list)    # mean Think length per iteration
+    think_tokens: list[float] = field(default_factory=list)
+    baseline_nll: float = math.nan  # token-weighted NLL without any Think
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.scored if self.scored else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "acceptance_rate": self.acceptance_rate}
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _weighted(pairs: list[tuple[float, int]]) -> float:
+    pairs = [(v, w) for v, w in pairs if v is not None and not math.isnan(v) and w]
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else math.nan
+
+
+def summarize_steps(logs: list[dict[str, Any]], iterations: int) -> SearchSummary:
+    """Summary of step search logs; every log has `iterations + 1` incumbent entries."""
+    out = SearchSummary(steps=len(logs))
+    for log in logs:
+        for entry in log["candidates"]:
+            out.candidates += 1
+            if entry.get("leak"):
+                out.leaks[entry["leak"]] = out.leaks.get(entry["leak"], 0) + 1
+            elif entry.get("too_long"):
+                out.too_long += 1
+            else:
+                out.scored += 1
+                out.accepted += bool(entry["accepted"])
+        out.unhelpful += bool(log.get("unhelpful"))
+        out.dropped += bool(log.get("dropped"))
+        out.target_tokens += log["target_tokens"]
+    for t in range(iterations + 1):
+        out.nll.append(_weighted([(log["incumbent_nll"][t], log["target_tokens"]) for log in logs]))
+        out.step_nll.append(_mean([log["incumbent_nll"][t] for log in logs]))
+        out.think_chars.append(_mean([log["incumbent_chars"][t] for log in logs]))
+        out.think_tokens.append(_mean([log["incumbent_tokens"][t] for log in logs]))
+    out.baseline_nll = _weighted([(log["baseline_nll"], log["target_tokens"]) for log in logs])
+    return out
+
+
+@dataclass
+class RefineStats:
+    """A run's global summary, one summary per repository, and the scorer's cost."""
+
+    iterations: int
+    summary: SearchSummary = field(default_factory=SearchSummary)
+    per_repo: dict[str, SearchSummary] = field(default_factory=dict)
+    tokens_forwarded: int = 0       # every token the scorer fed its model (padding excluded)
+    unique_tokens: int = 0          # prefix windows + distinct rows scored: tokens that had to be forwarded
+    seconds: float = 0.0
+    scoring_seconds: float = 0.0
+
+    @property
+    def forwarded_per_unique(self) -> float:
+        return self.tokens_forwarded / self.unique_tokens if self.unique_tokens else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"iterations": self.iterations, "summary": self.summary.to_dict(),
+                "per_repo": {k: v.to_dict() for k, v in self.per_repo.items()},
+                "tokens_forwarded": self.tokens_forwarded, "unique_tokens": self.unique_tokens,
+                "forwarded_per_unique": self.forwarded_per_unique, "seconds": self.seconds,
+                "scoring_seconds": self.scoring_seconds}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+
+def step_logs(traj) -> list[dict[str, Any]]:
+    """The search logs of a trajectory's searched Thinks: kept ones in step order, then dropped ones."""
+    kept = [s.meta["search"] for s in traj.steps if "search" in s.meta]
+    dropped = (traj.meta.get("refine") or {}).get("dropped", [])
+    return kept + [r["step"]["meta"]["search"] for r in dropped]
+
+
+def collect_refine_stats(trajectories) -> RefineStats:
+    """Summaries recomputed from refined trajectories (e.g. read back from disk); cost fields stay 0."""
+    per_repo = {t.repo: step_logs(t) for t in trajectories if "refine" in t.meta}
+    all_logs = [log for logs in per_repo.values() for log in logs]
+    iterations = max((len(log["incumbent_nll"]) - 1 for log in all_logs), default=0)
+    stats = RefineStats(iterations=iterations, summary=summarize_steps(all_logs, iterations))
+    stats.per_repo = {repo: summarize_steps(logs, iterations) for repo, logs in per_repo.items()}
+    return stats
+
+
+def plot_refine_stats(stats: RefineStats, path: str | Path) -> Path:
+    """A PNG of payload NLL (with the no-Think baseline) and mean Think length per iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = stats.summary
+    x = list(range(len(summary.nll)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(x, summary.nll, marker="o", label="with Think (token-weighted)")
+    left.plot(x, summary.step_nll, marker="s", linestyle="--", label="with Think (step mean)")
+    if not math.isnan(summary.baseline_nll):
+        left.axhline(summary.baseline_nll, color="grey", linestyle=":", label="no Think")
+    left.set(xlabel="search iteration", ylabel="payload NLL (nats/token)", title="Code NLL")
+    left.legend(fontsize=7)
+    right.plot(x, summary.think_tokens, marker="o", color="tab:green")
+    right.set(xlabel="search iteration", ylabel="mean Think length (tokens)", title="Think length")
+    for axis in (left, right):
+        axis.set_xticks(x)
+    fig.suptitle(f"refine: {summary.steps} steps, acceptance {summary.acceptance_rate:.0%}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,150 @@
+"""Scoring one Think step's candidates: the Write payload's NLL given the document up to the Think.
+
+For a step, the scored sequence is
+
+    [special prefix] + P + think block + write header + payload
+
+tokenised piecewise (each piece on its own, ids concatenated), where
+- P is the document text before the Think, cut from the left to its last `max_context_tokens` tokens
+  (the cut does not depend on the candidate, so every candidate of the step shares P exactly);
+- the think block is `<think>\\n{text}\\n</think>\\n` (the document markup), never cut; the no-Think
+  baseline has no think block at all;
+- the write header is `<write path="...">\\n`, never cut;
+- the payload is cut to its first `max_target_tokens` tokens (0: all), and further when prefix + row would
+  not fit the scorer's positions (computed once per step from the incumbent plus `ROW_SLACK_TOKENS`; a
+  longer candidate that then does not fit is rejected as `too_long`); on a model with very few positions
+  P gives way first, so that at least `MIN_TARGET_TOKENS` payload tokens are scored.
+Only payload tokens are scored; their mean NLL (nats/token) is the step's objective. P is forwarded once
+per step and its key/value cache reused for every row (incumbent, baseline, all candidates, all
+iterations): `HFScorer.encode_prefix` / `score_after_prefix`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+
+from retrace.llm.scoring import HFScorer, PrefixState, TargetScore
+
+ROW_SLACK_TOKENS = 256  # room left beyond the incumbent's row for longer candidates
+MIN_TARGET_TOKENS = 64  # payload tokens kept when positions are short (the prefix gives way first)
+
+
+def think_block(text: str) -> str:
+    """A Think step as the document renders it (retrace.data.document's markup; a test keeps them equal)."""
+    body = text if text.endswith("\n") or not text else text + "\n"
+    return f"<think>\n{body}</think>\n"
+
+
+def write_header(path: str) -> str:
+    return f"<write path=\"{path}\">\n"
+
+
+@dataclass
+class StepScoring:
+    """One step's shared state: the prefix cache, the header and payload ids, the payload's line map."""
+
+    state: PrefixState
+    header_ids: list[int]
+    target_ids: list[int]
+    payload: str
+    token_lines: list[int] = field(default_factory=list)  # 1-based payload line of each target token
+    max_row_tokens: int = 0
+    unique_tokens: int = 0  # prefix + every distinct row scored (the bench's denominator)
+
+
+class StepScorer:
+    """Wraps an `HFScorer` with the refine stage's cut rules and cost accounting."""
+
+    def __init__(self, scorer: HFScorer, *, max_context_tokens: int = 1024, max_target_tokens: int = 0):
+        self.scorer = scorer
+        self.max_context_tokens = max_context_tokens
+        self.max_target_tokens = max_target_tokens
+        self.limit = getattr(scorer.model.config, "max_position_embeddings", None) or 1 << 30
+        self.seconds = 0.0
+        self.unique_tokens = 0
+        self.rows_scored = 0
+
+    @property
+    def tokens_forwarded(self) -> int:
+        return self.scorer.tokens_forwarded
+
+    def think_ids(self, text: str | None) -> list[int]:
+        return [] if text is None else self.scorer.encode_target(think_block(text))
+
+    def begin(self, prefix_text: str, path: str, payload: str, incumbent: str) -> StepScoring:
+        """Tokenise and cut, forward the prefix once."""
+        start = time.perf_counter()
+        prefix_ids = self.scorer.encode_context(prefix_text)[-self.max_context_tokens:]
+        header_ids = self.scorer.encode_target(write_header(path))
+        target_ids = self.scorer.encode_target(payload)
+        if self.max_target_tokens:
+            target_ids = target_ids[:self.max_target_tokens]
+        row_budget = len(self.think_ids(incumbent)) + len(header_ids) + ROW_SLACK_TOKENS
+        special = len(self.scorer.special_prefix)
+        if self.limit - special - len(prefix_ids) - row_budget < MIN_TARGET_TOKENS:
+            # A model with few positions: shorten the prefix further, so some payload is always scored.
+            keep = max(self.limit - special - row_budget - MIN_TARGET_TOKENS, 0)
+            prefix_ids = prefix_ids[len(prefix_ids) - keep:] if keep else []
+        room = self.limit - (special + len(prefix_ids) or 1) - row_budget
+        target_ids = target_ids[:max(room, 1)]
+        state = self.scorer.encode_prefix(prefix_ids)
+        step = StepScoring(state=state, header_ids=header_ids, target_ids=target_ids, payload=payload,
+                           token_lines=self._token_lines(payload, len(target_ids)),
+                           max_row_tokens=self.limit - len(state.ids), unique_tokens=len(state.ids))
+        self.unique_tokens += len(state.ids)
+        self.seconds += time.perf_counter() - start
+        return step
+
+    def fits(self, step: StepScoring, think: str | None) -> bool:
+        return len(self.think_ids(think)) + len(step.header_ids) + len(step.target_ids) <= step.max_row_tokens
+
+    def score(self, step: StepScoring, thinks: list[str | None]) -> list[TargetScore]:
+        """Mean payload NLL for each Think text (None: the no-Think baseline), with per-token NLLs, one batch."""
+        start = time.perf_counter()
+        rows = [(self.think_ids(t) + step.header_ids, step.target_ids) for t in thinks]
+        scores = self.scorer.score_after_prefix(step.state, rows, token_nlls=True)
+        added = sum(len(m) + len(t) for m, t in rows)
+        step.unique_tokens += added
+        self.unique_tokens += added
+        self.rows_scored += len(rows)
+        self.seconds += time.perf_counter() - start
+        return scores
+
+    def _token_lines(self, payload: str, n_tokens: int) -> list[int]:
+        """The payload line (1-based) where each scored token starts, from the tokenizer's offsets."""
+        newlines = [i for i, ch in enumerate(payload) if ch == "\n"]
+        try:
+            offsets = self.scorer.tokenizer(payload, add_special_tokens=False,
+                                            return_offsets_mapping=True)["offset_mapping"][:n_tokens]
+            starts = [o[0] for o in offsets]
+        except (NotImplementedError, KeyError, TypeError):  # slow tokenizer: decode piecewise, approximately
+            starts, pos = [], 0
+            for token in self.scorer.encode_target(payload)[:n_tokens]:
+                starts.append(pos)
+                pos += len(self.scorer.tokenizer.decode([token]))
+        return [bisect.bisect_right(newlines, s - 1) + 1 for s in starts]
+
+
+def hot_lines(step: StepScoring, score: TargetScore, n: int) -> list[tuple[int, str, float]]:
+    """The `n` payload lines with the highest summed NLL under `score`: (line, stripped text, nats)."""
+    if not score.token_nlls or n < 1:
+        return []
+    by_line: dict[int, float] = {}
+    for line, nll in zip(step.token_lines, score.token_nlls):
+        by_line[line] = by_line.get(line, 0.0) + nll
+    lines = step.payload.splitlines()
+    ranked = sorted((nats, line) for line, nats in by_line.items()
+                    if 0 < line <= len(lines) and lines[line - 1].strip())
+    return [(line, lines[line - 1].strip()[:120], nats) for nats, line in reversed(ranked[-n:])]
+
+
+def build_step_scorer(args, scorer: HFScorer | None = None) -> StepScorer:
+    """The recipe's scorer (`refine_scorer_model`, loaded here) or a given `HFScorer` (e.g. the trained model)."""
+    if scorer is None:
+        scorer = HFScorer.from_pretrained(args.refine_scorer_model, dtype=args.refine_dtype,
+                                          batch_size=args.refine_batch_size, max_chunk_tokens=1,
+                                          max_context_tokens=args.refine_max_context_tokens)
+    return StepScorer(scorer, max_context_tokens=args.refine_max_context_tokens,
+                      max_target_tokens=args.refine_max_target_tokens)

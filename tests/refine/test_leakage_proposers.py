@@ -1,0 +1,111 @@
+"""The leakage guard, the proposers and the recipe arguments: pure logic, no model."""
+
+from __future__ import annotations
+
+import pytest
+from refine_trajectory import APP, APP_FACTS, UTIL, UTIL_FACTS, make_trajectory
+
+from retrace.data import trajectory_to_document
+from retrace.refine import (
+    ChatProposer,
+    HotSpan,
+    LeakGuard,
+    ProposalRequest,
+    RefineArguments,
+    StructuralProposer,
+    build_proposer,
+)
+from retrace.refine.step_scorer import think_block
+
+
+def test_guard_catches_pasted_code_and_copied_lines():
+    guard = LeakGuard(UTIL)
+    assert guard.check("I write it:\n" + UTIL).reason == "ngram"
+    lines = "Plan:\nself.total += value\nreturn math.sqrt(a * a + b * b)\nthen done"
+    assert guard.check(lines, UTIL_FACTS).reason == "lines"  # short lines, no 12-word run, mostly copied
+
+
+def test_guard_allows_facts_and_prose():
+    guard = LeakGuard(UTIL)
+    request = ProposalRequest("calc", "util.py", "Now I write `util.py`.", "Now I write `util.py`.", UTIL_FACTS,
+                              0, 10)
+    for text in StructuralProposer().candidates(request):
+        assert not guard.check(text, UTIL_FACTS).leaked, text
+    # A long docstring sentence is a fact: allowed with facts, a 12-word copy without them.
+    doc = "- def add(self, value): Add one value to the running total and return the new total."
+    assert not guard.check(doc, UTIL_FACTS).leaked
+    assert LeakGuard(UTIL, ngram=8).check(doc).reason == "ngram"
+
+
+def test_structural_proposer_is_deterministic_grounded_and_builds_on_the_incumbent():
+    proposer = StructuralProposer()
+    request = ProposalRequest("calc", "app.py", "Now I write `app.py`.", "Now I write `app.py`.", APP_FACTS, 0, 2)
+    first = proposer.propose([request])[0]
+    assert first == proposer.propose([request])[0] and len(first) == 2
+    assert all(text.startswith("Now I write `app.py`.") for text in first)
+    assert "def main(argv)" in first[0] and "`util.py`" in "".join(proposer.candidates(request))
+    later = ProposalRequest("calc", "app.py", first[0], request.original, APP_FACTS, 1, 2, tried={first[1]})
+    second = proposer.propose([later])[0]
+    assert second and all(text.startswith(first[0]) for text in second[:1]) and first[1] not in second
+    hot = ProposalRequest("calc", "util.py", "x", "x", UTIL_FACTS, 0, 1, hot_spans=[HotSpan(19, "...", 9.0)])
+    assert "`def hypot(a, b)`, near line 19" in proposer.propose([hot])[0][0]
+
+
+class FakeBackend:
+    def __init__(self, replies):
+        self.replies, self.seen = replies, []
+
+    def generate(self, conversations, desc="generating"):
+        self.seen.extend(conversations)
+        return [self.replies[i % len(self.replies)] for i in range(len(conversations))]
+
+
+def test_chat_proposer_prompts_with_facts_never_code_and_cleans_replies():
+    backend = FakeBackend(["First I define main(argv).", "```python\nx = 1\n```", "First I define main(argv)."])
+    proposer = ChatProposer(backend)
+    request = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 3)
+    spans = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 1,
+                            hot_spans=[HotSpan(11, "acc.add(float(arg))", 7.5)])
+    out = proposer.propose([request, spans])
+    assert out[0] == ["First I define main(argv)."]  # code block dropped, duplicate merged
+    prompt = backend.seen[0][1]["content"]
+    assert "def main(argv)" in prompt and "Now I write it." in prompt and "acc = Accumulator()" not in prompt
+    assert "hardest" not in prompt and "line 11: acc.add(float(arg))" in backend.seen[-1][1]["content"]
+
+
+def test_registry_and_arguments():
+    assert isinstance(build_proposer(RefineArguments()), StructuralProposer)
+    assert isinstance(build_proposer(RefineArguments(refine_proposer="chat"), backend=FakeBackend(["x"])),
+                      ChatProposer)
+    with pytest.raises(ValueError, match="backend"):
+        build_proposer(RefineArguments(refine_proposer="chat"))
+    with pytest.raises(ValueError, match="refine_proposer"):
+        RefineArguments(refine_proposer="nope")
+    with pytest.raises(ValueError, match="refine_iterations"):
+        RefineArguments(refine_iterations=0)
+
+
+def test_think_block_matches_the_document_markup():
+    doc = trajectory_to_document(make_trajectory())
+    thinks = [s.text for s in doc.segments if s.kind == "think"]
+    assert thinks[0] == think_block("Now I write `util.py`: small numeric helpers.")
+    assert think_block("a\n") == think_block("a")
+    assert APP and UTIL
+
+
+def test_guard_exempts_bare_signatures_and_what_the_original_said():
+    payload = "class Cookie:\n    def __init__(self, version, name, value, port, port_specified, domain, domain_specified,\n" \
+              "                 domain_initial_dot, path, path_specified, secure, expires, discard):\n        pass\n"
+    facts = {"definitions": [{"kind": "method", "name": "__init__", "parent": "Cookie", "doc": "", "line": 2,
+                              "signature": "def __init__(self, version, name, value, port, port_specified, domain, "
+                                           "domain_specified, domain_initial_dot, path, path_specified, secure, "
+                                           "expires, discard)"}]}
+    think = "methods: __init__(self, version, name, value, port, port_specified, domain, domain_specified, " \
+            "domain_initial_dot, path, path_specified, secure, expires, discard)"
+    guard = LeakGuard(payload)
+    assert guard.check(think).leaked and not guard.check(think, facts).leaked
+    prose = "A handler for logging to a set of files, which switches from one file to the next one"
+    logged = LeakGuard("class H:\n    '''Handler for logging to a set of files, which switches from one file to the"
+                       " next one when full.'''\n")
+    assert logged.check(prose + "\nMore.").leaked
+    assert not logged.check(prose + "\nMore.", allowed=prose).leaked
