@@ -39,3 +39,11 @@ def run_script(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.C
     result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{args[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def ingest_specs(specs: list[str], **keys):
+    """Ingest source specs with recipe keys as a user would; returns (snapshots, stats)."""
+    from retrace.repo import IngestArguments, IngestStats, ingest_sources
+
+    stats = IngestStats()
+    return ingest_sources(specs, IngestArguments(sources=specs, **keys), stats), stats

@@ -5,21 +5,19 @@ import os
 import subprocess
 
 import pytest
+from retrace_testing import ingest_specs
 
-from retrace.repo.snapshot import IngestStats
-from retrace.repo.sources import IngestArguments, SourceSpec, ingest_sources, parse_source, repo_name
+from retrace.repo.sources import IngestArguments, SourceSpec, parse_source, repo_name
 
 MIT = "MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy\n"
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACE_CACHE", str(tmp_path / "cache"))
+def _cache(isolated_cache):
+    """Git clones and archive extractions go to this test's own cache."""
 
 
-def _ingest(specs, **keys):
-    stats = IngestStats()
-    return ingest_sources(specs, IngestArguments(sources=specs, **keys), stats), stats
+_ingest = ingest_specs
 
 
 def _git(cwd, *args):

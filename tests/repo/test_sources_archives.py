@@ -6,21 +6,17 @@ import tarfile
 import zipfile
 
 import pytest
-
-from retrace.repo.snapshot import IngestStats
-from retrace.repo.sources import IngestArguments, ingest_sources
+from retrace_testing import ingest_specs
 
 MARKER = "OUTSIDE_MARKER_7f3a9c"
 
 
 @pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACE_CACHE", str(tmp_path / "cache"))
+def _cache(isolated_cache):
+    """Git clones and archive extractions go to this test's own cache."""
 
 
-def _ingest(specs, **keys):
-    stats = IngestStats()
-    return ingest_sources(specs, IngestArguments(sources=specs, **keys), stats), stats
+_ingest = ingest_specs
 
 
 def _add(tar, name, data=b"", kind=tarfile.REGTYPE, linkname=""):
