@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PROPOSER_NAMES = ("structural", "hf", "chat")
+SCORER_BACKENDS = ("hf", "vllm")
 
 
 @dataclass
@@ -27,6 +28,9 @@ class RefineArguments:
     refine_surprisal_spans: int = field(default=3, metadata={"help": "High-loss spans shown per proposal."})
     refine_scorer_model: str = field(default="~/.cache/retrace/models/SmolLM2-135M-Instruct", metadata={
         "help": "Causal LM scoring the payload (use the model to be trained, for its tokenizer)."})
+    refine_scorer_backend: str = field(default="hf", metadata={
+        "help": f"Scorer engine: one of {list(SCORER_BACKENDS)} ('hf': transformers, past key values reused; "
+                "'vllm': prompt log-probabilities with vLLM's prefix caching, needs vLLM installed)."})
     refine_dtype: str = field(default="float32", metadata={"help": "torch dtype of the scorer (or 'auto')."})
     refine_batch_size: int = field(default=4, metadata={"help": "Scored rows per forward pass."})
     refine_max_context_tokens: int = field(default=1024, metadata={
@@ -48,6 +52,9 @@ class RefineArguments:
         if self.refine_proposer not in PROPOSER_NAMES:
             raise ValueError(f"key 'refine_proposer': unknown proposer '{self.refine_proposer}'; "
                              f"available: {list(PROPOSER_NAMES)}")
+        if self.refine_scorer_backend not in SCORER_BACKENDS:
+            raise ValueError(f"key 'refine_scorer_backend': unknown backend '{self.refine_scorer_backend}'; "
+                             f"available: {list(SCORER_BACKENDS)}")
         for key in ("refine_iterations", "refine_candidates", "refine_batch_size", "refine_max_context_tokens",
                     "refine_leak_ngram"):
             if getattr(self, key) < 1:

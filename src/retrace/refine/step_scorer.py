@@ -16,7 +16,9 @@ tokenised piecewise (each piece on its own, ids concatenated), where
   P gives way first, so that at least `MIN_TARGET_TOKENS` payload tokens are scored.
 Only payload tokens are scored; their mean NLL (nats/token) is the step's objective. P is forwarded once
 per step and its key/value cache reused for every row (incumbent, baseline, all candidates, all
-iterations): `HFScorer.encode_prefix` / `score_after_prefix`.
+iterations): `encode_prefix` / `score_after_prefix` of the scorer backend. On `HFScorer` the prefix's past
+key values are copied into each row; on `VLLMScorer` (`refine_scorer_backend: vllm`) each row is the full
+sequence P + row, and vLLM's automatic prefix caching supplies P's key/values (see retrace.llm.vllm_scoring).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from __future__ import annotations
 import bisect
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from retrace.llm.scoring import HFScorer, PrefixState, TargetScore
+from retrace.llm.scoring import HFScorer, TargetScore
+
+if TYPE_CHECKING:
+    from retrace.llm.vllm_scoring import VLLMScorer
 
 ROW_SLACK_TOKENS = 256  # room left beyond the incumbent's row for longer candidates
 MIN_TARGET_TOKENS = 64  # payload tokens kept when positions are short (the prefix gives way first)
@@ -45,7 +51,7 @@ def write_header(path: str) -> str:
 class StepScoring:
     """One step's shared state: the prefix cache, the header and payload ids, the payload's line map."""
 
-    state: PrefixState
+    state: Any  # the backend's prefix: `PrefixState` (HF) or `VLLMPrefix` (vLLM); both have `ids`
     header_ids: list[int]
     target_ids: list[int]
     payload: str
@@ -55,13 +61,18 @@ class StepScoring:
 
 
 class StepScorer:
-    """Wraps an `HFScorer` with the refine stage's cut rules and cost accounting."""
+    """Wraps a scorer backend (`HFScorer` or `VLLMScorer`) with the refine stage's cut rules and cost accounting.
 
-    def __init__(self, scorer: HFScorer, *, max_context_tokens: int = 1024, max_target_tokens: int = 0):
+    A backend provides `tokenizer`, `special_prefix`, `encode_context`, `encode_target`, `encode_prefix`,
+    `score_after_prefix`, `tokens_forwarded`, and its position limit as `max_positions` (vLLM) or
+    `model.config.max_position_embeddings` (HF).
+    """
+
+    def __init__(self, scorer: HFScorer | VLLMScorer, *, max_context_tokens: int = 1024, max_target_tokens: int = 0):
         self.scorer = scorer
         self.max_context_tokens = max_context_tokens
         self.max_target_tokens = max_target_tokens
-        self.limit = getattr(scorer.model.config, "max_position_embeddings", None) or 1 << 30
+        self.limit = _position_limit(scorer)
         self.seconds = 0.0
         self.unique_tokens = 0
         self.rows_scored = 0
@@ -140,9 +151,25 @@ def hot_lines(step: StepScoring, score: TargetScore, n: int) -> list[tuple[int, 
     return [(line, lines[line - 1].strip()[:120], nats) for nats, line in reversed(ranked[-n:])]
 
 
-def build_step_scorer(args, scorer: HFScorer | None = None) -> StepScorer:
-    """The recipe's scorer (`refine_scorer_model`, loaded here) or a given `HFScorer` (e.g. the trained model)."""
-    if scorer is None:
+def _position_limit(scorer) -> int:
+    limit = getattr(scorer, "max_positions", None)
+    if limit is None:
+        limit = getattr(getattr(getattr(scorer, "model", None), "config", None), "max_position_embeddings", None)
+    return limit or 1 << 30
+
+
+def build_step_scorer(args, scorer: HFScorer | VLLMScorer | None = None) -> StepScorer:
+    """The recipe's scorer (`refine_scorer_model` on `refine_scorer_backend`, loaded here) or a given one.
+
+    A given scorer (e.g. an `HFScorer` around the model being trained) is used whatever the backend key.
+    """
+    backend = getattr(args, "refine_scorer_backend", "hf")
+    if scorer is None and backend == "vllm":
+        from retrace.llm.vllm_scoring import VLLMScorer
+
+        scorer = VLLMScorer.from_pretrained(args.refine_scorer_model, dtype=args.refine_dtype, max_chunk_tokens=1,
+                                            max_context_tokens=args.refine_max_context_tokens)
+    elif scorer is None:
         scorer = HFScorer.from_pretrained(args.refine_scorer_model, dtype=args.refine_dtype,
                                           batch_size=args.refine_batch_size, max_chunk_tokens=1,
                                           max_context_tokens=args.refine_max_context_tokens)
