@@ -19,4 +19,4 @@ def test_quickstart_training_lowers_heldout_nll(tmp_path):
     nll = {name: m["tasks"]["heldout_nll"]["metrics"]["trajectory/nll"] for name, m in models.items()}
     assert nll["trajectories"] < nll["base"], nll
     stats = json.loads((run_dir / "synth" / "stats.json").read_text())
-    assert stats["policy"]["texts"].get("hf", 0) > 0, "the embedded model wrote none of the Think text"
+    assert stats["splits"]["train"]["text_sources"].get("hf", 0) > 0, "the embedded model wrote none of the text"
