@@ -23,17 +23,26 @@ from __future__ import annotations
 
 import logging
 
-from retrace.evaluation import EvaluationConfig, run_evaluation
+from retrace.evaluation import EvaluationConfig, run_evaluation, task_option_types
 from retrace.recipe import run_entry
 
 
-def main(config: EvaluationConfig, recipe) -> None:
+def main(config: EvaluationConfig, *task_options_and_recipe) -> None:
+    *task_options, recipe = task_options_and_recipe
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    run_evaluation(config, recipe)  # a RecipeError here (a path earlier stages make) is one line, exit 2
+    if config.compare:
+        from retrace.evaluation.compare import compare_runs
+
+        paths = compare_runs(config.compare, config.output_dir)
+        print(f"comparison: {', '.join(str(p) for p in paths.values())}")
+        print(paths["markdown"].read_text(encoding="utf-8"), end="")
+        return
+    # a RecipeError here (a path earlier stages make) is one line, exit 2
+    run_evaluation(config, recipe, task_options)
     print(f"results: {config.output_dir}/results.md, results.json, results.png")
     with open(f"{config.output_dir}/results.md", encoding="utf-8") as handle:
         print(handle.read(), end="")
 
 
 if __name__ == "__main__":
-    run_entry(main, EvaluationConfig)
+    run_entry(main, EvaluationConfig, *task_option_types())

@@ -1,4 +1,4 @@
-"""A real local HTTP server speaking the OpenAI chat-completions protocol, with scripted faults.
+"""A real local HTTP server speaking the OpenAI chat-completions and completions protocol, with scripted faults.
 
 Tests talk to it over loopback exactly as they would to `vllm serve`: the client's sockets, timeouts,
 status codes and bodies are all real. Only the words are scripted (`reply(request_body) -> str`).
@@ -102,7 +102,7 @@ class FakeChatServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
-                if self.path != "/v1/chat/completions":
+                if self.path not in ("/v1/chat/completions", "/v1/completions"):
                     return self._send(404, b'{"error": "not found"}')
                 with server.lock:
                     fault = server.faults.popleft() if server.faults else "ok"
@@ -131,16 +131,21 @@ class FakeChatServer:
                     return self._send(200, b'{"choices": []}')
                 if fault == "slow":
                     time.sleep(server.slow_s)
-                text = server.reply(body)
-                prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-                completion_tokens = len(text.split())
+                chat = "messages" in body
+                texts = [server.reply(body) for _ in range(int(body.get("n", 1)))]
+                prompt = " ".join(m["content"] for m in body["messages"]) if chat else body["prompt"]
+                prompt_tokens = len(prompt.split())
+                completion_tokens = sum(len(text.split()) for text in texts)
                 finish = "length" if completion_tokens >= body.get("max_tokens", 1 << 30) else "stop"
                 with server.lock:
                     server.prompt_tokens += prompt_tokens
                     server.completion_tokens += completion_tokens
-                payload = {"id": "chatcmpl-test", "object": "chat.completion", "model": server.model,
-                           "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                        "finish_reason": finish}],
+                # Choices listed last-first: clients must order them by `index`.
+                choices = [{"index": i, "finish_reason": finish,
+                            **({"message": {"role": "assistant", "content": t}} if chat else {"text": t})}
+                           for i, t in reversed(list(enumerate(texts)))]
+                payload = {"id": "cmpl-test", "object": "chat.completion" if chat else "text_completion",
+                           "model": server.model, "choices": choices,
                            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                                      "total_tokens": prompt_tokens + completion_tokens}}
                 self._send(200, json.dumps(payload).encode())

@@ -21,7 +21,8 @@ SECTIONS = {
                   "SimulationArguments as B; from retrace.data.export import ExportArguments as C; "
                   "from retrace.repo.parallel import ScaleArguments as D; from retrace.refine import RefineArguments as E; "
                   "types = (A, B, C, D, E)",
-    "evaluate": "from retrace.evaluation import EvaluationConfig as A; types = (A,)",
+    "evaluate": "from retrace.evaluation import EvaluationConfig as A, task_option_types; "
+                "types = (A, *task_option_types())",
     "train": "from retrace.training import ModelArguments as A, DataArguments as B, RetraceTrainingArguments as C; "
              "types = (A, B, C)",
 }

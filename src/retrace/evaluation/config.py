@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from retrace.llm import embedded_model_dir
 
 CONTEXT_KINDS = ("trajectory", "raw")
+GENERATION_BACKENDS = ("hf", "vllm", "openai")
 
 
 @dataclass
@@ -35,7 +36,25 @@ class EvaluationConfig:
     dtype: str = field(default="float32", metadata={"help": "torch dtype name, or auto (the checkpoint's)"})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... or auto"})
     output_dir: str = field(default="runs/eval", metadata={"help": "where results.json/.md/.png go"})
-    seed: int = field(default=0, metadata={"help": "recorded and set; the NLL tasks draw no randomness"})
+    seed: int = field(default=0, metadata={"help": "recorded and set; tasks derive their sample seeds from it"})
+    # Generation (benchmarks that make the model write): one backend for every model of the run.
+    backend: str = field(default="hf", metadata={
+        "help": "who generates: hf (transformers, CPU or GPU), vllm (in-process, GPU), openai (a server)",
+        "choices": list(GENERATION_BACKENDS)})
+    generation_batch_size: int = field(default=8, metadata={"help": "prompts per generate call (hf)"})
+    max_model_len: int = field(default=0, metadata={
+        "help": "longest prompt + completion in tokens (vllm engine limit; 0: the model's own)"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per model (vllm)"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "share of GPU memory vLLM may take"})
+    openai_base_url: str = field(default="http://127.0.0.1:8000/v1", metadata={
+        "help": "API root of the OpenAI-compatible server (backend openai)"})
+    openai_model: str = field(default="", metadata={
+        "help": "served model id (backend openai; empty: the model spec's path)"})
+    openai_concurrency: int = field(default=16, metadata={"help": "requests in flight (backend openai)"})
+    tokenizer: str = field(default="", metadata={
+        "help": "tokenizer path for prompt lengths with backend openai (empty: the model spec's path)"})
+    compare: list[str] = field(default_factory=list, metadata={
+        "help": "evaluate output dirs to compare side by side instead of evaluating (table + bar chart)"})
 
     def __post_init__(self) -> None:
         """Refuse bad values at parse time, naming the key (the recipe parser adds the recipe's name)."""
@@ -48,7 +67,8 @@ class EvaluationConfig:
         unknown = [c for c in self.contexts if c not in CONTEXT_KINDS]
         if unknown or not self.contexts:
             raise ValueError(f"key 'contexts': expected some of {list(CONTEXT_KINDS)}, got {self.contexts}")
-        for key in ("max_context_tokens", "max_chunk_tokens", "batch_size"):
+        for key in ("max_context_tokens", "max_chunk_tokens", "batch_size", "generation_batch_size",
+                    "tensor_parallel_size", "openai_concurrency"):
             if getattr(self, key) < 1:
                 raise ValueError(f"key '{key}' must be at least 1, got {getattr(self, key)}")
         for key in ("max_target_tokens_per_file", "max_files"):

@@ -136,7 +136,7 @@ def build_heldout_set(documents: list[Document], contexts: list[str], max_files:
     return HeldoutSet(targets, counts)
 
 
-def prepare(config: EvaluationConfig) -> HeldoutSet:
+def prepare(config: EvaluationConfig, options: None = None) -> HeldoutSet:
     path = heldout_documents_path(config.heldout)
     documents = read_documents(path)
     if not documents:
@@ -153,7 +153,7 @@ def _summary(nll_sum: float, tokens: int, n_bytes: int, files: int) -> dict[str,
             "tokens": tokens, "files": files}
 
 
-def run(model: ModelUnderTest, heldout: HeldoutSet, config: EvaluationConfig) -> TaskResult:
+def run(model: ModelUnderTest, heldout: HeldoutSet, config: EvaluationConfig, options: None = None) -> TaskResult:
     """Score every selected file under every context; aggregate token-weighted, overall and per repo."""
     scorer = model.scorer
     cap = config.max_target_tokens_per_file

@@ -18,6 +18,7 @@ from retrace.llm import embedded_model_dir, resolve_model_path
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
+    from retrace.llm.generation import TextGenerator
     from retrace.llm.scoring import HFScorer
 
 # Bytes hashed at each end of a weights file: enough to tell checkpoints apart, cheap for 16 GB ones.
@@ -98,6 +99,7 @@ class ModelUnderTest:
         self.config = config
         self.resolved_path = resolve_model_path(spec.path)
         self._scorer: HFScorer | None = None
+        self._generator: TextGenerator | None = None
 
     @property
     def name(self) -> str:
@@ -110,16 +112,51 @@ class ModelUnderTest:
             from retrace.llm.scoring import HFScorer
 
             cfg = self.config
-            device = None if cfg.device == "auto" else cfg.device
-            self._scorer = HFScorer.from_pretrained(
-                self.resolved_path, dtype=cfg.dtype, device=device, name=self.name,
-                max_context_tokens=cfg.max_context_tokens, max_chunk_tokens=cfg.max_chunk_tokens,
-                batch_size=cfg.batch_size)
+            windows = {"max_context_tokens": cfg.max_context_tokens, "max_chunk_tokens": cfg.max_chunk_tokens,
+                       "batch_size": cfg.batch_size}
+            hf_generator = getattr(self._generator, "model", None) is not None and cfg.backend == "hf"
+            if hf_generator:  # one copy of the weights for both
+                self._scorer = HFScorer(self._generator.model, self._generator.tokenizer, name=self.name, **windows)
+            else:
+                device = None if cfg.device == "auto" else cfg.device
+                self._scorer = HFScorer.from_pretrained(self.resolved_path, dtype=cfg.dtype, device=device,
+                                                        name=self.name, **windows)
         return self._scorer
+
+    @property
+    def generator(self) -> TextGenerator:
+        """Text generation through the recipe's backend; with hf it shares the scorer's weights when loaded."""
+        if self._generator is None:
+            from retrace.llm import generation
+
+            cfg = self.config
+            if cfg.backend == "hf":
+                if self._scorer is not None:
+                    self._generator = generation.HFTextGenerator(
+                        self._scorer.model, self._scorer.tokenizer, name=self.name,
+                        batch_size=cfg.generation_batch_size)
+                else:
+                    device = None if cfg.device == "auto" else cfg.device
+                    self._generator = generation.HFTextGenerator.from_pretrained(
+                        self.resolved_path, dtype=cfg.dtype, device=device, name=self.name,
+                        batch_size=cfg.generation_batch_size)
+            elif cfg.backend == "vllm":
+                self._generator = generation.VLLMTextGenerator(
+                    self.resolved_path, dtype="auto" if cfg.dtype == "auto" else cfg.dtype, seed=cfg.seed,
+                    max_model_len=cfg.max_model_len, tensor_parallel_size=cfg.tensor_parallel_size,
+                    gpu_memory_utilization=cfg.gpu_memory_utilization, name=self.name)
+            else:
+                self._generator = generation.OpenAITextGenerator(
+                    cfg.openai_base_url, cfg.openai_model or self.spec.path,
+                    tokenizer_path=cfg.tokenizer or self.resolved_path, concurrency=cfg.openai_concurrency,
+                    max_model_len=cfg.max_model_len, name=self.name)
+        return self._generator
 
     def describe(self) -> dict[str, Any]:
         """Provenance for results.json."""
         info = {"path": self.spec.path, **model_fingerprint(self.resolved_path)}
+        if self._generator is not None:
+            info["generation"] = self._generator.describe()
         if self._scorer is not None:
             info["dtype"] = str(next(self._scorer.model.parameters()).dtype).removeprefix("torch.")
             info["device"] = str(self._scorer.device)
@@ -129,4 +166,5 @@ class ModelUnderTest:
 
     def close(self) -> None:
         self._scorer = None
+        self._generator = None
         gc.collect()

@@ -6,8 +6,10 @@ the next, so peak memory is one model. Everything a result depends on goes into 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +18,18 @@ from retrace.evaluation.config import EvaluationConfig
 from retrace.evaluation.models import ModelUnderTest, missing_model_paths, parse_model_specs
 from retrace.evaluation.report import json_safe, write_reports
 from retrace.evaluation.tasks import get_task
+from retrace.evaluation.wheel_data import data_checksums
 from retrace.provenance import git_revision, package_versions, save_run_info
 from retrace.recipe import Recipe, RecipeError
 
 logger = logging.getLogger(__name__)
 
 
-def run_evaluation(config: EvaluationConfig, recipe: Recipe) -> dict[str, Any]:
+def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Sequence[Any] = ()) -> dict[str, Any]:
     """Evaluate every model on every task; write results.json/.md/.png and samples/ under `output_dir`.
+
+    `task_options` are the parsed options sections of the recipe (one instance per task options type);
+    a task whose section is absent gets its options' defaults.
 
     Raises RecipeError (naming the key) for inputs only checkable now: model paths made by earlier
     stages, the held-out set.
@@ -35,8 +41,11 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe) -> dict[str, Any]:
     if missing:
         raise RecipeError(f"key 'models': path does not exist: {', '.join(missing)}")
     tasks = [get_task(name) for name in config.tasks]
+    by_type = {type(o): o for o in task_options}
+    options = {task.name: (by_type.get(task.options) or task.options()) if task.options else None
+               for task in tasks}
     torch.manual_seed(config.seed)
-    prepared = {task.name: task.prepare(config) for task in tasks}
+    prepared = {task.name: task.prepare(config, options[task.name]) for task in tasks}
 
     output_dir = Path(config.output_dir)
     results: dict[str, Any] = {
@@ -46,7 +55,9 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe) -> dict[str, Any]:
                      "max_chunk_tokens": config.max_chunk_tokens,
                      "max_target_tokens_per_file": config.max_target_tokens_per_file,
                      "max_files": config.max_files, "batch_size": config.batch_size, "dtype": config.dtype,
-                     "device": config.device, "seed": config.seed},
+                     "device": config.device, "seed": config.seed, "backend": config.backend,
+                     "generation_batch_size": config.generation_batch_size, "max_model_len": config.max_model_len},
+        "task_options": {name: dataclasses.asdict(o) for name, o in options.items() if o is not None},
         "models": {},
         "provenance": {"recipe_path": recipe.path, "recipe": recipe.values, "argv": recipe.argv,
                        "git_revision": git_revision(), "packages": package_versions()},
@@ -57,7 +68,7 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe) -> dict[str, Any]:
         outcomes = {}
         for task in tasks:
             task_started = time.perf_counter()
-            outcome = task.run(model, prepared[task.name], config)
+            outcome = task.run(model, prepared[task.name], config, options[task.name])
             outcomes[task.name] = {"metrics": outcome.metrics, "details": outcome.details,
                                    "seconds": round(time.perf_counter() - task_started, 2)}
             write_jsonl(output_dir / "samples" / spec.name / f"{task.name}.jsonl", json_safe(outcome.records))
@@ -66,6 +77,8 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe) -> dict[str, Any]:
                                         "seconds": round(time.perf_counter() - started, 2)}
         model.close()
 
+    # Fetched by the tasks' prepare/run; recorded so every number traces to the exact data bytes.
+    results["provenance"]["data_checksums"] = data_checksums()
     charts = {task.name: (task.chart_metrics(config), task.chart_label) for task in tasks}
     write_reports(output_dir, results, charts)
     save_run_info(output_dir, recipe, "evaluate")

@@ -1,7 +1,9 @@
 """Evaluation tasks looked up by name, so a benchmark is one module plus one line in `TASKS`.
 
 A task prepares its data once per run (shared by every model), then runs on each model and returns
-flat metrics for the table, details for results.json and per-sample records for inspection.
+flat metrics for the table, details for results.json and per-sample records for inspection. A task's
+own recipe keys live in its `options` dataclass (keys prefixed with the task's name, e.g. `ruler_lengths`):
+every registered task's options are a section of the evaluate recipe, parsed and checked like the rest.
 """
 
 from __future__ import annotations
@@ -26,16 +28,37 @@ class TaskResult:
 class Task:
     name: str
     description: str
-    prepare: Callable[[EvaluationConfig], Any]
-    run: Callable[[ModelUnderTest, Any, EvaluationConfig], TaskResult]
+    prepare: Callable[[EvaluationConfig, Any], Any]                 # (config, options) -> shared data
+    run: Callable[[ModelUnderTest, Any, EvaluationConfig, Any], TaskResult]  # (model, prepared, config, options)
     chart_metrics: Callable[[EvaluationConfig], list[str]]  # the metrics the bar chart compares
     chart_label: str = ""
+    options: type | None = None  # the dataclass of this task's recipe keys
+
+
+# One line per benchmark: "module:attribute" of its Task.
+TASK_MODULES = (
+    "retrace.evaluation.heldout:HELDOUT_NLL",
+)
 
 
 def _registry() -> dict[str, Task]:
-    from retrace.evaluation.heldout import HELDOUT_NLL
+    import importlib
 
-    return {task.name: task for task in (HELDOUT_NLL,)}
+    tasks = {}
+    for entry in TASK_MODULES:
+        module, _, attribute = entry.partition(":")
+        task = getattr(importlib.import_module(module), attribute)
+        tasks[task.name] = task
+    return tasks
+
+
+def task_option_types() -> list[type]:
+    """Every registered task's options dataclass, once each, in registry order (recipe sections)."""
+    types: list[type] = []
+    for task in _registry().values():
+        if task.options is not None and task.options not in types:
+            types.append(task.options)
+    return types
 
 
 def task_names() -> list[str]:

@@ -159,9 +159,20 @@ class OpenAIChatModel:
                 "temperature": temperature}
         if temperature > 0:
             body["seed"] = seed
+        texts = self.request("chat/completions", body)
+        return None if texts is None else texts[0]
+
+    def request(self, endpoint: str, body: dict) -> list[str] | None:
+        """POST `body` to `{base_url}/{endpoint}` with this client's retries; every choice's text, in order.
+
+        `endpoint` is `chat/completions` (choices carry `message.content`) or `completions` (`text`).
+        `None` when the request failed for good (counted under `failed:<reason>`).
+        """
+        if not self._ready:
+            self.wait_until_ready()
         for attempt in range(self.max_retries + 1):
             try:
-                return self._post_once(body)
+                return self._post_once(endpoint, body)
             except _Fatal as error:
                 self._count(f"failed:{error.reason}")
                 return None
@@ -175,9 +186,9 @@ class OpenAIChatModel:
                 time.sleep(self._backoff(attempt, error.retry_after_s))
         return None  # not reached
 
-    def _post_once(self, body: dict) -> str:
+    def _post_once(self, endpoint: str, body: dict) -> list[str]:
         try:
-            response = self.client.post(f"{self.base_url}/chat/completions", json=body)
+            response = self.client.post(f"{self.base_url}/{endpoint}", json=body)
         except httpx.TimeoutException as error:
             raise _Retryable("timeout") from error
         except httpx.TransportError as error:
@@ -189,10 +200,10 @@ class OpenAIChatModel:
             raise _Fatal(f"http_{response.status_code}")
         try:
             payload = response.json()
-            choice = payload["choices"][0]
-            text = choice["message"]["content"]
-            if not isinstance(text, str):
-                raise TypeError("message content is not a string")
+            choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+            texts = [c["message"]["content"] if endpoint.startswith("chat") else c["text"] for c in choices]
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise TypeError("no choices, or a choice whose text is not a string")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as error:
             raise _Retryable("malformed_json") from error
         usage = payload.get("usage") or {}
@@ -200,8 +211,9 @@ class OpenAIChatModel:
             self.usage.requests += 1
             self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
-            self.counts[f"finish:{choice.get('finish_reason') or 'unknown'}"] += 1
-        return text
+            for choice in choices:
+                self.counts[f"finish:{choice.get('finish_reason') or 'unknown'}"] += 1
+        return texts
 
     def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
         with self._lock:
