@@ -7,15 +7,24 @@ Layout under an output directory (docs/formats.md):
   baselines/no_search/<repo>.jsonl  the trajectory document before reasoning search (when refine ran)
 Held-out repositories get the same tree under `heldout/`. Every file is written atomically, so a
 killed run leaves whole files only and a re-run can skip repositories already written.
+
+Decontamination (`decontaminate: flag | drop`, docs/evaluation.md) runs after a split is exported:
+`flag` marks every training document's meta, `drop` moves a contaminated repository's artifacts to
+`contaminated/` (no dataset config reads it; a resumed run counts it as done).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from retrace.atomic import write_jsonl
+from retrace.atomic import write_json, write_jsonl
 from retrace.data.document import raw_repository_document, trajectory_to_document
 from retrace.data.trajectory import Trajectory
 
@@ -24,6 +33,9 @@ DOCUMENTS = "documents"
 RAW_BASELINE = "baselines/raw_repos"
 NO_SEARCH_BASELINE = "baselines/no_search"
 HELDOUT = "heldout"
+CONTAMINATED = "contaminated"
+TRAINING_FOLDERS = (DOCUMENTS, RAW_BASELINE, NO_SEARCH_BASELINE)  # what decontamination scans
+DECONTAMINATION_MODES = ("off", "flag", "drop")
 
 
 @dataclass
@@ -39,6 +51,24 @@ class ExportArguments:
         "help": "Tokenizer (path or hub id) for token counts per segment kind in the dataset card; none: chars only."})
     viewer: bool = field(default=True, metadata={
         "help": "Also write the static HTML trajectory viewer under <output_dir>/viewer/."})
+    decontaminate: str = field(default="off", metadata={
+        "help": "n-gram overlap with the evaluation sets: off, flag (mark documents' meta) or drop (move "
+                "contaminated repositories to contaminated/)", "choices": list(DECONTAMINATION_MODES)})
+    decontamination_ngram: int = field(default=13, metadata={"help": "n-gram size in normalised word tokens"})
+    decontamination_min_tokens: int = field(default=8, metadata={
+        "help": "evaluation items shorter than the n-gram but at least this long are matched whole"})
+    decontamination_sets: list[str] = field(default_factory=list, metadata={
+        "help": "evaluation sets to check (retrace.evaluation.decontamination.EVALUATION_SETS; empty: all)"})
+
+    def __post_init__(self) -> None:
+        if self.decontaminate not in DECONTAMINATION_MODES:
+            raise ValueError(f"key 'decontaminate': expected one of {list(DECONTAMINATION_MODES)}, "
+                             f"got {self.decontaminate!r}")
+        if self.decontamination_ngram < 1:
+            raise ValueError(f"key 'decontamination_ngram' must be at least 1, got {self.decontamination_ngram}")
+        if not 1 <= self.decontamination_min_tokens <= self.decontamination_ngram:
+            raise ValueError("key 'decontamination_min_tokens' must be between 1 and decontamination_ngram, "
+                             f"got {self.decontamination_min_tokens}")
 
 
 def artifact_name(repo: str) -> str:
@@ -51,8 +81,12 @@ def split_dir(output_dir: str | Path, split: str) -> Path:
 
 
 def is_done(output_dir: str | Path, split: str, repo: str) -> bool:
-    """True when this repository's last artifact (its document) exists: earlier ones were written first."""
-    return (split_dir(output_dir, split) / DOCUMENTS / f"{artifact_name(repo)}.jsonl").is_file()
+    """True when this repository's last artifact (its document) exists: earlier ones were written first.
+
+    A repository that decontamination dropped (its document under `contaminated/`) is done too.
+    """
+    base, name = split_dir(output_dir, split), f"{artifact_name(repo)}.jsonl"
+    return (base / DOCUMENTS / name).is_file() or (base / CONTAMINATED / DOCUMENTS / name).is_file()
 
 
 def export_repository(output_dir: str | Path, split: str, traj: Trajectory, files: dict[str, str],
@@ -92,3 +126,93 @@ def finish_export(output_dir: str | Path, tokenizer: str | None = None, viewer: 
         from retrace.data.viewer import write_viewer
         write_viewer(output_dir)
     return card
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+
+
+def _contamination_fields(matches: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """The meta fields `flag` writes: the same three scalar types in every document, so `datasets` loads them."""
+    return {"contaminated": bool(matches),
+            "contamination_ngrams": sum(sum(per_item.values()) for per_item in matches.values()),
+            "contamination_sets": ",".join(sorted(matches))}
+
+
+def decontaminate_export(output_dir: str | Path, repos: Sequence[str], args: ExportArguments,
+                         evaluation_texts: Mapping[str, Sequence[str] | Mapping[str, str]],
+                         shard: tuple[int, int] = (0, 1)) -> dict[str, Any]:
+    """Check this run's training repositories against the evaluation sets, flag or drop them; the stats.
+
+    Computed from the artifacts on disk (live and already dropped ones), so a resumed run reports what
+    a straight one does, and a changed setting re-decides every repository (dropped ones are moved
+    back when they no longer match, or when the mode is `flag`). A repository's verdict is the union
+    over its training documents (trajectory document, Raw-Repos, no-search baseline): `drop` removes it
+    from every training config at once, so the arms still compare on the same repositories. `flag` adds
+    `contaminated`, `contamination_ngrams` and `contamination_sets` to every scanned document's meta.
+    The full overlap report goes to `decontamination.json` (`decontamination-<i>-of-<n>.json` when sharded).
+    """
+    from tqdm.auto import tqdm
+
+    from retrace.data.decontamination import NgramIndex, OverlapReport
+
+    if args.decontaminate not in ("flag", "drop"):
+        raise ValueError(f"key 'decontaminate': decontaminate_export needs flag or drop, got {args.decontaminate!r}")
+    index = NgramIndex(evaluation_texts, args.decontamination_ngram, args.decontamination_min_tokens)
+    report = OverlapReport(index)
+    base = split_dir(output_dir, "train")
+    quarantine = base / CONTAMINATED
+    repositories: dict[str, dict[str, Any]] = {}
+    by_set: Counter[str] = Counter()
+    scanned = flagged = 0
+    for repo in tqdm(repos, desc="decontamination", unit="repo"):
+        name = f"{artifact_name(repo)}.jsonl"
+        found = {folder: live if live.is_file() else quarantine / folder / name
+                 for folder in (*TRAINING_FOLDERS, TRAJECTORIES)
+                 if (live := base / folder / name).is_file() or (quarantine / folder / name).is_file()}
+        documents = {folder: path for folder, path in found.items() if folder != TRAJECTORIES}
+        if not documents:
+            continue
+        scanned += 1
+        union: dict[str, Counter[str]] = {}
+        for folder, path in documents.items():
+            with open(path, encoding="utf-8") as handle:
+                record = json.loads(handle.readline())
+            overlap = index.match(f"{folder}/{repo}", "".join(s["text"] for s in record["segments"]))
+            report.add(overlap)
+            for set_name, per_item in overlap.matches.items():
+                union.setdefault(set_name, Counter()).update(per_item)
+            if args.decontaminate == "flag":
+                fields = _contamination_fields(overlap.matches)
+                flagged += fields["contaminated"]
+                if any(record.get("meta", {}).get(k) != v for k, v in fields.items()):
+                    record.setdefault("meta", {}).update(fields)
+                    write_jsonl(path, [record])
+        drop = args.decontaminate == "drop" and bool(union)
+        for folder, path in found.items():  # move to where the verdict says the repository belongs
+            target = (quarantine if drop else base) / folder / name
+            if path != target:
+                _move(path, target)
+        if union:
+            by_set.update(union.keys())
+            reason = "contaminated: " + ", ".join(f"{s} ({sum(c.values())} n-grams)" for s, c in sorted(union.items()))
+            repositories[repo] = {"reason": reason, "dropped": drop,
+                                  "matches": {s: dict(sorted(c.items())) for s, c in sorted(union.items())}}
+    overlap_summary = report.to_dict()
+    index_of, count = shard
+    report_path = Path(output_dir) / ("decontamination.json" if count == 1 else
+                                      f"decontamination-{index_of:05d}-of-{count:05d}.json")
+    write_json(report_path, {"mode": args.decontaminate, "overlap": overlap_summary, "repositories": repositories})
+    stats: dict[str, Any] = {
+        "mode": args.decontaminate, "ngram": index.n, "min_tokens": index.min_tokens, "sets": index.set_names,
+        "repos_scanned": scanned, "documents_scanned": overlap_summary["documents_scanned"],
+        "documents_contaminated": overlap_summary["documents_contaminated"],
+        "repos_contaminated": len(repositories), "contaminated_repos_by_set": dict(sorted(by_set.items())),
+        "report": report_path.name}
+    if args.decontaminate == "flag":
+        stats["documents_flagged"] = flagged
+    else:
+        stats["repos_dropped"] = sum(r["dropped"] for r in repositories.values())
+        stats["dropped"] = {repo: r["reason"] for repo, r in repositories.items() if r["dropped"]}
+    return stats

@@ -1,7 +1,8 @@
 """What a reader sees of an evaluation: results.json, a markdown table and a bar chart.
 
 Rows are models, columns are `<task> <metric>`; the chart compares models on each task's chosen
-metrics. NaN (nothing scored) is written as null in JSON and as "n/a" in the table.
+metrics. NaN (nothing scored) is written as null in JSON and as "n/a" in the table, a task a row did
+not run as "-". The table and chart code is shared with `compare.py` (rows there are run/model).
 """
 
 from __future__ import annotations
@@ -32,17 +33,32 @@ def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def metric_columns(rows: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """`(task, metric)` columns in order of first appearance over rows (`{row: {"tasks": {...}}}`)."""
+    columns: list[tuple[str, str]] = []
+    for row in rows.values():
+        for task, outcome in row["tasks"].items():
+            columns += [(task, m) for m in outcome["metrics"] if (task, m) not in columns]
+    return columns
+
+
+def metric_table(rows: dict[str, dict[str, Any]], first_column: str = "model",
+                 marks: dict[str, str] | None = None) -> list[str]:
+    """Markdown lines: one row per entry of `rows`, one column per task metric; `marks[task]` tags its columns."""
+    marks = marks or {}
+    columns = metric_columns(rows)
+    header = f"| {first_column} | " + " | ".join(f"{task}{marks.get(task, '')} {metric}" for task, metric in columns)
+    lines = [header + " |", "|" + "---|" * (len(columns) + 1)]
+    for name, row in rows.items():
+        cells = [_cell(row["tasks"][task]["metrics"].get(metric)) if task in row["tasks"] else "-"
+                 for task, metric in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_table(results: dict[str, Any]) -> str:
     """One row per model, one column per task metric, then a line per task saying what was counted."""
-    columns = []
-    for model in results["models"].values():
-        for task, outcome in model["tasks"].items():
-            columns += [(task, m) for m in outcome["metrics"] if (task, m) not in columns]
-    header = "| model | " + " | ".join(f"{task} {metric}" for task, metric in columns) + " |"
-    lines = [header, "|" + "---|" * (len(columns) + 1)]
-    for name, model in results["models"].items():
-        cells = [_cell(model["tasks"].get(task, {}).get("metrics", {}).get(metric)) for task, metric in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines = metric_table(results["models"])
     lines.append("")
     for task in results["tasks"]:
         summaries = {m["tasks"][task]["details"].get("summary") for m in results["models"].values()
@@ -87,8 +103,12 @@ def bar_chart(results: dict[str, Any], charts: dict[str, tuple[list[str], str]],
 
 def write_reports(output_dir: str | Path, results: dict[str, Any],
                   charts: dict[str, tuple[list[str], str]]) -> dict[str, Path]:
-    """Write results.json, results.md and results.png; returns their paths."""
+    """Write results.json, results.md and results.png; returns their paths.
+
+    The chart's metrics per task go into results.json (`charts`), so a comparison of runs charts the same.
+    """
     output_dir = Path(output_dir)
+    results["charts"] = {task: {"metrics": list(metrics), "label": label} for task, (metrics, label) in charts.items()}
     paths = {"json": output_dir / "results.json", "markdown": output_dir / "results.md",
              "chart": output_dir / "results.png"}
     write_json(paths["json"], json_safe(results))

@@ -1,0 +1,139 @@
+"""Several evaluate runs side by side: one table and one grouped bar chart, like the paper's comparison.
+
+Each run is an evaluate output directory (its `results.json`); rows are `run/model`, columns are task
+metrics. Numbers only compare when they were measured the same way, so for every task two runs share,
+the task's own options and the run settings that change what is measured (all of `settings` except how
+the work was spread: device, batch sizes, parallelism, server address) must agree: otherwise
+`compare_runs` refuses, naming each difference, or with `allow_mismatch` marks the task's columns with
+a dagger and lists the differences under the table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrace.atomic import write_json, write_text
+from retrace.evaluation.report import bar_chart, json_safe, metric_columns, metric_table
+
+# Settings that say how the work was run, not what was measured.
+EXECUTION_SETTINGS = frozenset({"device", "batch_size", "generation_batch_size", "tensor_parallel_size",
+                                "gpu_memory_utilization", "openai_concurrency", "openai_base_url"})
+MISMATCH_MARK = " †"
+MAX_CHART_METRICS = 4
+
+
+class SettingsMismatch(ValueError):
+    """Runs that measured a task they share under different settings."""
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    label: str
+    path: Path
+    results: dict[str, Any]
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """The shortest trailing path parts that tell the runs apart (`runs/raw/eval` -> `raw/eval`)."""
+    parts = [p.resolve().parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    raise ValueError(f"the same run is given twice: {[str(p) for p in paths]}")
+
+
+def load_runs(run_dirs: list[str]) -> list[EvaluationRun]:
+    """Each `label=dir` or `dir` (labelled by the shortest distinguishing path suffix) with its results."""
+    named: list[tuple[str | None, Path]] = []
+    for spec in run_dirs:
+        label, sep, path = spec.partition("=")
+        named.append((label, Path(path)) if sep and label and "/" not in label else (None, Path(spec)))
+    defaults = _labels([path for _, path in named]) if named else []
+    runs = []
+    for (label, path), default in zip(named, defaults):
+        results_path = path.expanduser() / "results.json"
+        if not results_path.is_file():
+            raise ValueError(f"key 'compare': {path} is not an evaluate output dir (no results.json)")
+        runs.append(EvaluationRun(label or default, path, json.loads(results_path.read_text(encoding="utf-8"))))
+    labels = [run.label for run in runs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"key 'compare': run labels must differ, got {labels}")
+    return runs
+
+
+def _task_settings(run: EvaluationRun, task: str) -> dict[str, Any]:
+    measured = {k: v for k, v in run.results.get("settings", {}).items() if k not in EXECUTION_SETTINGS}
+    return {**measured, **run.results.get("task_options", {}).get(task, {})}
+
+
+def settings_differences(runs: list[EvaluationRun]) -> dict[str, list[str]]:
+    """`{task: ["key: run=value, run=value", ...]}` for each task two or more runs share and measured differently."""
+    differences: dict[str, list[str]] = {}
+    tasks = list(dict.fromkeys(t for run in runs for t in run.results.get("tasks", [])))
+    for task in tasks:
+        sharing = [run for run in runs if task in run.results.get("tasks", [])]
+        if len(sharing) < 2:
+            continue
+        settings = {run.label: _task_settings(run, task) for run in sharing}
+        keys = list(dict.fromkeys(k for values in settings.values() for k in values))
+        for key in keys:
+            values = {label: values.get(key) for label, values in settings.items()}
+            if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+                differences.setdefault(task, []).append(
+                    f"{key}: " + ", ".join(f"{label}={json.dumps(v)}" for label, v in values.items()))
+    return differences
+
+
+def _charts(runs: list[EvaluationRun], rows: dict[str, Any]) -> dict[str, tuple[list[str], str]]:
+    """Each task's chart metrics as its runs recorded them (the first that did); else its first few metrics."""
+    recorded: dict[str, tuple[list[str], str]] = {}
+    for run in runs:
+        for task, chart in run.results.get("charts", {}).items():
+            recorded.setdefault(task, (list(chart["metrics"]), chart.get("label", "")))
+    fallback: dict[str, list[str]] = {}
+    for task, metric in metric_columns(rows):
+        if task not in recorded and len(fallback.setdefault(task, [])) < MAX_CHART_METRICS:
+            fallback[task].append(metric)
+    return {task: recorded.get(task) or (fallback[task], "") for task in dict.fromkeys([*fallback, *recorded])}
+
+
+def compare_runs(run_dirs: list[str], output_dir: str | Path, allow_mismatch: bool = False) -> dict[str, Path]:
+    """Write comparison.md, comparison.png and comparison.json under `output_dir`; returns their paths.
+
+    Raises SettingsMismatch (every difference listed) when a shared task was measured differently,
+    unless `allow_mismatch`, which marks that task's columns instead.
+    """
+    runs = load_runs(run_dirs)
+    if len(runs) < 2:
+        raise ValueError(f"key 'compare': give at least two evaluate output dirs, got {len(runs)}")
+    differences = settings_differences(runs)
+    if differences and not allow_mismatch:
+        listed = "; ".join(f"{task}: {'; '.join(diffs)}" for task, diffs in differences.items())
+        raise SettingsMismatch(f"key 'compare': runs measured shared tasks under different settings ({listed}); "
+                               "compare runs made with the same recipe, or allow the mismatch to mark them")
+    rows = {f"{run.label}/{model}": {"tasks": entry.get("tasks", {})}
+            for run in runs for model, entry in run.results.get("models", {}).items()}
+    lines = ["# Comparison of evaluation runs", ""]
+    lines += metric_table(rows, first_column="run/model", marks={task: MISMATCH_MARK for task in differences})
+    lines.append("")
+    for task, diffs in differences.items():
+        lines.append(f"-{MISMATCH_MARK.strip()} {task} measured under different settings: " + "; ".join(diffs))
+    lines += ["- '-': the run did not run that task; 'n/a': it ran and scored nothing.", "", "Runs:", ""]
+    for run in runs:
+        models = ", ".join(f"{name}={entry.get('path', '?')}" for name, entry in run.results.get("models", {}).items())
+        revision = run.results.get("provenance", {}).get("git_revision", "unknown")
+        lines.append(f"- `{run.label}`: {run.path} (retrace `{revision}`; models {models})")
+    output_dir = Path(output_dir)
+    paths = {"markdown": output_dir / "comparison.md", "chart": output_dir / "comparison.png",
+             "json": output_dir / "comparison.json"}
+    write_text(paths["markdown"], "\n".join(lines) + "\n")
+    write_json(paths["json"], json_safe({
+        "runs": [{"label": r.label, "path": str(r.path), "tasks": r.results.get("tasks", [])} for r in runs],
+        "rows": {name: {task: o["metrics"] for task, o in row["tasks"].items()} for name, row in rows.items()},
+        "settings_differences": differences}))
+    bar_chart({"models": rows}, _charts(runs, rows), paths["chart"])
+    return paths
