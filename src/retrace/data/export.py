@@ -175,20 +175,23 @@ def decontaminate_export(output_dir: str | Path, repos: Sequence[str], args: Exp
         if not documents:
             continue
         scanned += 1
-        union: dict[str, Counter[str]] = {}
+        windows: set[tuple[int, int]] = set()  # distinct evaluation n-grams over the repository's documents
         for folder, path in documents.items():
             with open(path, encoding="utf-8") as handle:
                 record = json.loads(handle.readline())
             overlap = index.match(f"{folder}/{repo}", "".join(s["text"] for s in record["segments"]))
             report.add(overlap)
-            for set_name, per_item in overlap.matches.items():
-                union.setdefault(set_name, Counter()).update(per_item)
+            windows.update(overlap.windows)
             if args.decontaminate == "flag":
                 fields = _contamination_fields(overlap.matches)
                 flagged += fields["contaminated"]
                 if any(record.get("meta", {}).get(k) != v for k, v in fields.items()):
                     record.setdefault("meta", {}).update(fields)
                     write_jsonl(path, [record])
+        union: dict[str, Counter[str]] = {}
+        for item_index, _ in windows:
+            item = index.items[item_index]
+            union.setdefault(item.set_name, Counter())[item.item_id] += 1
         drop = args.decontaminate == "drop" and bool(union)
         for folder, path in found.items():  # move to where the verdict says the repository belongs
             target = (quarantine if drop else base) / folder / name
