@@ -111,3 +111,19 @@ def test_bad_run_lists_are_refused(two_runs, tmp_path):
         compare_runs([two_runs[0]], tmp_path / "cmp")
     with pytest.raises(ValueError, match="given twice"):
         compare_runs([two_runs[0], two_runs[0]], tmp_path / "cmp")
+
+
+def test_evaluate_cli_compares_and_refuses_in_one_line(two_runs, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    run = [sys.executable, str(root / "evaluate.py"), "--compare", *two_runs, "--output_dir", str(tmp_path / "cmp")]
+    done = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| raw/eval/model | 0.3476 |" in done.stdout and (tmp_path / "cmp" / "comparison.png").is_file()
+    other = write_run(tmp_path / "other", results({"model": {"humaneval": {"pass@1": 0.1}}}, seed=7))
+    done = subprocess.run([*run[:3], two_runs[0], other, *run[-2:]], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("error: key 'compare': runs measured shared tasks")
+    assert "seed: eval=0, other=7" in done.stderr  # labels: the shortest suffixes that differ

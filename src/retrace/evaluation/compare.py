@@ -17,6 +17,7 @@ from typing import Any
 
 from retrace.atomic import write_json, write_text
 from retrace.evaluation.report import bar_chart, json_safe, metric_columns, metric_table
+from retrace.recipe import RecipeError
 
 # Settings that say how the work was run, not what was measured.
 EXECUTION_SETTINGS = frozenset({"device", "batch_size", "generation_batch_size", "tensor_parallel_size",
@@ -25,8 +26,8 @@ MISMATCH_MARK = " †"
 MAX_CHART_METRICS = 4
 
 
-class SettingsMismatch(ValueError):
-    """Runs that measured a task they share under different settings."""
+class SettingsMismatch(RecipeError):
+    """Runs that measured a task they share under different settings (evaluate.py: one line, exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def _labels(paths: list[Path]) -> list[str]:
         labels = ["/".join(p[-depth:]) for p in parts]
         if len(set(labels)) == len(labels):
             return labels
-    raise ValueError(f"the same run is given twice: {[str(p) for p in paths]}")
+    raise RecipeError(f"key 'compare': the same run is given twice: {[str(p) for p in paths]}")
 
 
 def load_runs(run_dirs: list[str]) -> list[EvaluationRun]:
@@ -57,11 +58,11 @@ def load_runs(run_dirs: list[str]) -> list[EvaluationRun]:
     for (label, path), default in zip(named, defaults):
         results_path = path.expanduser() / "results.json"
         if not results_path.is_file():
-            raise ValueError(f"key 'compare': {path} is not an evaluate output dir (no results.json)")
+            raise RecipeError(f"key 'compare': {path} is not an evaluate output dir (no results.json)")
         runs.append(EvaluationRun(label or default, path, json.loads(results_path.read_text(encoding="utf-8"))))
     labels = [run.label for run in runs]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"key 'compare': run labels must differ, got {labels}")
+        raise RecipeError(f"key 'compare': run labels must differ, got {labels}")
     return runs
 
 
@@ -105,11 +106,11 @@ def compare_runs(run_dirs: list[str], output_dir: str | Path, allow_mismatch: bo
     """Write comparison.md, comparison.png and comparison.json under `output_dir`; returns their paths.
 
     Raises SettingsMismatch (every difference listed) when a shared task was measured differently,
-    unless `allow_mismatch`, which marks that task's columns instead.
+    unless `allow_mismatch`, which marks that task's columns instead; RecipeError for unusable run dirs.
     """
     runs = load_runs(run_dirs)
     if len(runs) < 2:
-        raise ValueError(f"key 'compare': give at least two evaluate output dirs, got {len(runs)}")
+        raise RecipeError(f"key 'compare': give at least two evaluate output dirs, got {len(runs)}")
     differences = settings_differences(runs)
     if differences and not allow_mismatch:
         listed = "; ".join(f"{task}: {'; '.join(diffs)}" for task, diffs in differences.items())
