@@ -128,11 +128,15 @@ EVALUATION_SETS: dict[str, EvaluationSet] = {s.name: s for s in (
 
 
 def evaluation_texts(names: list[str] | None = None) -> dict[str, dict[str, str]]:
-    """`{set_name: {item_id: text}}` for `names` (empty or None: every set), loaded now."""
+    """`{set_name: {item_id: text}}` for `names` (empty or None: every set), loaded now.
+
+    An unknown name is a RecipeError naming the key; a set whose loader is missing an EvaluationSetError.
+    """
     names = list(names or EVALUATION_SETS)
     unknown = [n for n in names if n not in EVALUATION_SETS]
     if unknown:
-        raise ValueError(f"unknown evaluation sets {unknown}; known: {', '.join(EVALUATION_SETS)}")
+        raise RecipeError(f"key 'decontamination_sets': unknown evaluation sets {unknown}; "
+                          f"known: {', '.join(EVALUATION_SETS)}")
     return {name: EVALUATION_SETS[name].texts() for name in names}
 
 
