@@ -4,7 +4,8 @@
 #   MODELS="raw=runs/raw/model ours=runs/ours/model" SYNTH=runs/synth bash recipes/evaluation-gpu/retrace_suite.sh
 #
 # One evaluate run per model (each model row then carries its own training data in the decontamination
-# task), then `evaluate.py --compare` writes the paper-style table and bar chart. Sized for one 80 GB GPU
+# task: a model named raw* is checked against $SYNTH/baselines/raw_repos, any other against
+# $SYNTH/documents), then `evaluate.py --compare` writes the paper-style table and bar chart. Sized for one 80 GB GPU
 # per 8B model at 64k. The task keys marked TODO-lead are filled in when the RULER, HumanEval, BFCL and
 # repo-fix tasks land (their names and keys are in docs/evaluation.md).
 source "$(dirname "$0")/common.sh"
