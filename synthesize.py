@@ -27,8 +27,15 @@ from pathlib import Path
 from retrace.agents import SimulationArguments, SimulationOptions, build_policy, simulate_repositories
 from retrace.atomic import remove_partial_writes, write_json
 from retrace.data import read_trajectories
-from retrace.data.export import ExportArguments, export_repository, finish_export, is_done
+from retrace.data.export import (
+    ExportArguments,
+    decontaminate_export,
+    export_repository,
+    finish_export,
+    is_done,
+)
 from retrace.data.stats import split_artifact_stats
+from retrace.evaluation.decontamination import evaluation_texts
 from retrace.provenance import save_run_info
 from retrace.recipe import run_entry
 from retrace.refine import (
@@ -54,6 +61,9 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
     if Path(out).is_dir() and (removed := remove_partial_writes(out)):
         logger.info("removed %d partial files left by a killed run", removed)
     save_run_info(out, recipe, stage="synthesize")
+    # benchmark texts to keep out of the training documents (loaded first: a bad set name fails before any work)
+    evaluation_sets = (evaluation_texts(export_args.decontamination_sets)
+                       if export_args.decontaminate != "off" else None)
     policy = proposer = step_scorer = None
     options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
                                 prompt_facts_chars=sim_args.prompt_facts_chars)
@@ -88,6 +98,10 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
                 files = {f.path: f.text for f in snapshot.files}
                 export_repository(out, split, trajectory, files, export_args.raw_baseline,
                                   no_search=no_search_trajectory(trajectory) if searched else None)
+        # 6. decontamination: drop or flag repositories that overlap a benchmark the suite ships
+        if split == "train" and evaluation_sets is not None:
+            stats["decontamination"] = decontaminate_export(out, [s.name for s in snapshots], export_args,
+                                                            evaluation_sets, (scale.shard_index, scale.num_shards))
         stats["splits"][split] = {**ingest_stats.to_dict(),
                                   **split_artifact_stats(out, split, [s.name for s in snapshots])}
     write_json(f"{out}/stats.json", stats)
@@ -95,7 +109,7 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
         refine_summary = collect_refine_stats(read_trajectories(f"{out}/trajectories"))
         write_json(f"{out}/refine_stats.json", refine_summary.to_dict())
         plot_refine_stats(refine_summary, f"{out}/refine.png")
-    # 6. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer
+    # 7. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer
     finish_export(out, tokenizer=export_args.dataset_card_tokenizer, viewer=export_args.viewer)
     if policy is not None and getattr(policy, "usage", None):
         logger.info("policy usage this run: %s", policy.usage)

@@ -84,3 +84,11 @@ def test_entry_script_bogus_key_is_one_line_error():
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "bogus_key" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("script", ["synthesize.py", "train.py", "evaluate.py"])
+def test_help_lists_the_keys_and_exits_zero(script):
+    run = subprocess.run([sys.executable, script, "--help"], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "usage:" in run.stdout and "--output_dir" in run.stdout

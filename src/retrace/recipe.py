@@ -160,6 +160,9 @@ def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str] | None = N
         except RecipeError as exc:
             raise RecipeError(f"{exc} (in recipe {config_path})") from None
 
+    if "-h" in argv or "--help" in argv:  # every key, its type, default and help, then exit 0
+        parser.print_help()
+        raise SystemExit(0)
     for token in cli:
         if token.startswith("--") and token[2:].split("=", 1)[0] not in actions:
             name = token[2:].split("=", 1)[0]
