@@ -70,10 +70,15 @@ APP_FACTS = {
 }
 
 
+# The simulation's plan format (retrace.agents.structural.plan_text): header, one line per file in order.
+PLAN = ("Implementation plan (one sub-agent per file, in this order):\n1. util.py: Small numeric helpers.\n"
+        "2. app.py: Command line entry point that sums its arguments. (needs util.py)")
+
+
 def make_trajectory(repo: str = "calc") -> Trajectory:
     steps = [
         Step("main", "requirements", None, "A tiny calculator that sums command line numbers."),
-        Step("main", "plan", None, "1. util.py: helpers.\n2. app.py: entry point."),
+        Step("main", "plan", None, PLAN),
         Step("main", "delegate", "util.py", "Implement `util.py`."),
         Step("util.py", "think", None, "Now I write `util.py`: small numeric helpers.", {"facts": UTIL_FACTS}),
         Step("util.py", "write", "util.py", UTIL),

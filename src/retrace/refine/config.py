@@ -10,7 +10,7 @@ SCORER_BACKENDS = ("hf", "vllm")
 
 @dataclass
 class RefineArguments:
-    """How Think steps are searched: proposer, scorer, budget and the leakage guard."""
+    """How Think steps (and optionally the plan) are searched: proposer, scorer, budget and the leakage guard."""
 
     refine: bool = field(default=False, metadata={
         "help": "Search every Think step before a Write for text that makes the real code more likely."})
@@ -47,6 +47,16 @@ class RefineArguments:
         "help": "A Think with more than this share of its substantial lines verbatim in the payload is a leak."})
     refine_max_steps_per_repo: int = field(default=0, metadata={
         "help": "Search only the first N Thinks of each repository, in development order (0: all; a CPU budget)."})
+    refine_plan: bool = field(default=False, metadata={
+        "help": "Also search the main agent's plan (its per-file descriptions; the file list never changes) for "
+                "text that makes the first tokens of the files that follow more likely; searched first."})
+    refine_plan_target_files: int = field(default=4, metadata={
+        "help": "The plan's target: the first N Write payloads after it, in development order."})
+    refine_plan_target_tokens: int = field(default=64, metadata={
+        "help": "Tokens scored from the start of each target payload, each given the whole document before it."})
+    refine_plan_window_tokens: int = field(default=1024, metadata={
+        "help": "The document after the plan is scored up to this many tokens; a target file that starts "
+                "beyond it is left out (bounds a plan candidate's cost)."})
 
     def __post_init__(self) -> None:
         if self.refine_proposer not in PROPOSER_NAMES:
@@ -56,7 +66,8 @@ class RefineArguments:
             raise ValueError(f"key 'refine_scorer_backend': unknown backend '{self.refine_scorer_backend}'; "
                              f"available: {list(SCORER_BACKENDS)}")
         for key in ("refine_iterations", "refine_candidates", "refine_batch_size", "refine_max_context_tokens",
-                    "refine_leak_ngram"):
+                    "refine_leak_ngram", "refine_plan_target_files", "refine_plan_target_tokens",
+                    "refine_plan_window_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"key '{key}': must be at least 1, got {getattr(self, key)}")
         if self.refine_max_target_tokens < 0:

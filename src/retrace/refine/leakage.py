@@ -34,20 +34,23 @@ class LeakCheck:
     reason: str = ""  # "ngram" | "lines" | ""
 
 
-def allowed_fact_strings(facts: dict[str, Any] | None) -> list[str]:
-    """The strings a Think may copy verbatim: signatures, names and docstring sentences of the definitions."""
-    if not facts:
-        return []
-    found = [facts.get("purpose") or ""]
-    for item in facts.get("definitions") or []:
-        signature = item.get("signature") or ""
-        found += [signature, signature.split(" ", 1)[-1] if signature.startswith(KEYWORDS) else "",
-                  item.get("doc") or ""]
+def allowed_fact_strings(facts: dict[str, Any] | list[dict[str, Any]] | None) -> list[str]:
+    """The strings a Think may copy verbatim: signatures, names and docstring sentences of the definitions.
+
+    A list of facts (the plan's: one per file) allows the strings of each.
+    """
+    found = []
+    for one in ([facts] if isinstance(facts, dict) else facts or []):
+        found.append(one.get("purpose") or "")
+        for item in one.get("definitions") or []:
+            signature = item.get("signature") or ""
+            found += [signature, signature.split(" ", 1)[-1] if signature.startswith(KEYWORDS) else "",
+                      item.get("doc") or ""]
     # Longest first, so a signature is blanked before a shorter string inside it.
     return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 
-def _blank_facts(text: str, facts: dict[str, Any] | None) -> str:
+def _blank_facts(text: str, facts: dict[str, Any] | list[dict[str, Any]] | None) -> str:
     for fact in allowed_fact_strings(facts):
         text = text.replace(fact, SEPARATOR)
     return text
@@ -66,7 +69,8 @@ class LeakGuard:
         self.payload_ngrams = _ngrams(payload.split(), ngram)
         self.payload_lines = {line.strip() for line in payload.splitlines() if len(line.strip()) >= MIN_LINE_CHARS}
 
-    def check(self, think: str, facts: dict[str, Any] | None = None, allowed: str = "") -> LeakCheck:
+    def check(self, think: str, facts: dict[str, Any] | list[dict[str, Any]] | None = None,
+              allowed: str = "") -> LeakCheck:
         """Whether `think` copies the payload; `allowed` is text it may repeat (the original Think)."""
         text, allowed = _blank_facts(think, facts), _blank_facts(allowed, facts)
         exempt = {g for part in allowed.split(SEPARATOR) for g in _ngrams(part.split(), self.ngram)}

@@ -3,7 +3,9 @@
 A proposer gets a batch of `ProposalRequest`s (one per Think being searched, so a model backend can
 generate for many steps at once) and returns, per request, up to `n` candidate texts. It never sees the
 code it is writing toward, except the few high-loss spans of surprisal-guided search (the leakage guard
-then rejects any candidate that copies them).
+then rejects any candidate that copies them). Plan search (`refine_plan`) asks `propose_plans` with
+`PlanRequest`s the same way; what comes back is rendered through the plan's skeleton by the search, so
+only the files' descriptions can change.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Protocol
 
+from retrace.refine.plan import PlanSkeleton
 from retrace.refine.structural import StructuralProposer, render_facts
 
 
@@ -37,7 +40,25 @@ class ProposalRequest:
     hot_spans: list[HotSpan] = field(default_factory=list)  # surprisal-guided search only
 
 
+@dataclass
+class PlanRequest:
+    """One repository's plan under search; `descriptions` are the incumbent's, path -> text."""
+
+    repo: str
+    requirements: str
+    skeleton: PlanSkeleton
+    incumbent: str
+    descriptions: dict[str, str]
+    original: str
+    facts: dict[str, dict[str, Any]]   # path -> the facts of the Think before its Write
+    iteration: int
+    n: int
+    tried: set[str] = field(default_factory=set)
+
+
 class Proposer(Protocol):
+    """`propose` rewrites Thinks; a proposer that can also rewrite plans has `propose_plans` (same contract)."""
+
     name: str
 
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]: ...
@@ -64,6 +85,8 @@ class ChatProposer:
         self.system = load_prompt("system")
         self.template = load_prompt("rewrite")
         self.surprisal_template = load_prompt("surprisal")
+        self.plan_system = load_prompt("plan_system")
+        self.plan_template = load_prompt("plan_rewrite")
 
     def conversation(self, request: ProposalRequest) -> list[dict[str, str]]:
         hot = ""
@@ -74,15 +97,34 @@ class ChatProposer:
                                     incumbent=request.incumbent, surprisal=hot)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
+    def plan_conversation(self, request: PlanRequest) -> list[dict[str, str]]:
+        files = "\n".join(_plan_facts_line(path, request.facts.get(path) or {}) for path in request.skeleton.paths)
+        user = self.plan_template.format(repo=request.repo, requirements=request.requirements,
+                                         files=files[:self.facts_chars], incumbent=request.incumbent)
+        return [{"role": "system", "content": self.plan_system}, {"role": "user", "content": user}]
+
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]:
-        conversations = [self.conversation(r) for r in requests for _ in range(r.n)]
-        replies = self.backend.generate(conversations, desc="refine proposals") if conversations else []
+        return self._generate(requests, self.conversation, "refine proposals")
+
+    def propose_plans(self, requests: list[PlanRequest]) -> list[list[str]]:
+        """Plan rewrites; the search keeps only their per-file descriptions (see `PlanSkeleton.apply`)."""
+        return self._generate(requests, self.plan_conversation, "refine plan proposals")
+
+    def _generate(self, requests, conversation, desc: str) -> list[list[str]]:
+        conversations = [conversation(r) for r in requests for _ in range(r.n)]
+        replies = self.backend.generate(conversations, desc=desc) if conversations else []
         out, offset = [], 0
         for request in requests:
             texts = [clean_reply(t) for t in replies[offset:offset + request.n]]
             offset += request.n
             out.append([t for t in dict.fromkeys(texts) if t and t not in request.tried])
         return out
+
+
+def _plan_facts_line(path: str, facts: dict[str, Any]) -> str:
+    names = [d["name"] for d in facts.get("definitions") or [] if not d.get("parent")]
+    defines = f"; defines {', '.join(names[:8])}" if names else ""
+    return f"- {path}: {facts.get('purpose') or '(no docstring)'}{defines}"
 
 
 def clean_reply(text: str) -> str:

@@ -3,6 +3,8 @@
 Computed from the per-step search logs alone (`step.meta["search"]`), so the same numbers can be recomputed
 from trajectories on disk. NLLs are in nats per payload token; "token-weighted" means the NLL of all
 searched payload tokens pooled (long files weigh more), "step mean" the plain mean over steps.
+Think steps and plans (`refine_plan`) are summarised apart: `summary` / `per_repo` count Thinks only,
+`plan` / `plan_per_repo` the plans (their target: the first tokens of the files after the plan).
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ class RefineStats:
     """A run's global summary, one summary per repository, and the scorer's cost."""
 
     iterations: int
-    summary: SearchSummary = field(default_factory=SearchSummary)
+    summary: SearchSummary = field(default_factory=SearchSummary)       # Think steps
     per_repo: dict[str, SearchSummary] = field(default_factory=dict)
+    plan: SearchSummary = field(default_factory=SearchSummary)          # plans (one step per repository)
+    plan_per_repo: dict[str, SearchSummary] = field(default_factory=dict)
+    plan_skipped: dict[str, int] = field(default_factory=dict)          # repositories whose plan was not searched
     tokens_forwarded: int = 0       # every token the scorer fed its model (padding excluded)
     unique_tokens: int = 0          # prefix windows + distinct rows scored: tokens that had to be forwarded
     seconds: float = 0.0
@@ -94,6 +99,8 @@ class RefineStats:
     def to_dict(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "summary": self.summary.to_dict(),
                 "per_repo": {k: v.to_dict() for k, v in self.per_repo.items()},
+                "plan": self.plan.to_dict(), "plan_per_repo": {k: v.to_dict() for k, v in self.plan_per_repo.items()},
+                "plan_skipped": self.plan_skipped,
                 "tokens_forwarded": self.tokens_forwarded, "unique_tokens": self.unique_tokens,
                 "forwarded_per_unique": self.forwarded_per_unique, "seconds": self.seconds,
                 "scoring_seconds": self.scoring_seconds}
@@ -105,31 +112,48 @@ class RefineStats:
 
 def step_logs(traj) -> list[dict[str, Any]]:
     """The search logs of a trajectory's searched Thinks: kept ones in step order, then dropped ones."""
-    kept = [s.meta["search"] for s in traj.steps if "search" in s.meta]
+    kept = [s.meta["search"] for s in traj.steps if "search" in s.meta and s.kind == "think"]
     dropped = (traj.meta.get("refine") or {}).get("dropped", [])
     return kept + [r["step"]["meta"]["search"] for r in dropped]
 
 
+def plan_log(traj) -> dict[str, Any] | None:
+    """The search log of a trajectory's plan, or None when its plan was not searched."""
+    return next((s.meta["search"] for s in traj.steps if s.kind == "plan" and "search" in s.meta), None)
+
+
 def collect_refine_stats(trajectories) -> RefineStats:
     """Summaries recomputed from refined trajectories (e.g. read back from disk); cost fields stay 0."""
-    per_repo = {t.repo: step_logs(t) for t in trajectories if "refine" in t.meta}
+    refined = [t for t in trajectories if "refine" in t.meta]
+    per_repo = {t.repo: step_logs(t) for t in refined}
+    plans = {t.repo: plan_log(t) for t in refined if plan_log(t) is not None}
     all_logs = [log for logs in per_repo.values() for log in logs]
-    iterations = max((len(log["incumbent_nll"]) - 1 for log in all_logs), default=0)
+    iterations = max((len(log["incumbent_nll"]) - 1 for log in all_logs + list(plans.values())), default=0)
     stats = RefineStats(iterations=iterations, summary=summarize_steps(all_logs, iterations))
     stats.per_repo = {repo: summarize_steps(logs, iterations) for repo, logs in per_repo.items()}
+    stats.plan = summarize_steps(list(plans.values()), iterations)
+    stats.plan_per_repo = {repo: summarize_steps([log], iterations) for repo, log in plans.items()}
+    for t in refined:
+        reason = t.meta["refine"].get("plan_skipped")
+        if reason:
+            stats.plan_skipped[reason] = stats.plan_skipped.get(reason, 0) + 1
     return stats
 
 
 def plot_refine_stats(stats: RefineStats, path: str | Path) -> Path:
-    """A PNG of payload NLL (with the no-Think baseline) and mean Think length per iteration."""
+    """A PNG of payload NLL (with the no-Think baseline) and mean Think length per iteration.
+
+    When plans were searched, a third panel shows the plans' target NLL with the no-plan baseline.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = stats.summary
+    summary, plan = stats.summary, stats.plan
     x = list(range(len(summary.nll)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 3 if plan.steps else 2, figsize=(13.5 if plan.steps else 9, 3.4))
+    left, right = axes[0], axes[1]
     left.plot(x, summary.nll, marker="o", label="with Think (token-weighted)")
     left.plot(x, summary.step_nll, marker="s", linestyle="--", label="with Think (step mean)")
     if not math.isnan(summary.baseline_nll):
@@ -138,9 +162,20 @@ def plot_refine_stats(stats: RefineStats, path: str | Path) -> Path:
     left.legend(fontsize=7)
     right.plot(x, summary.think_tokens, marker="o", color="tab:green")
     right.set(xlabel="search iteration", ylabel="mean Think length (tokens)", title="Think length")
+    title = f"refine: {summary.steps} Think steps, acceptance {summary.acceptance_rate:.0%}"
+    if plan.steps:
+        third = axes[2]
+        px = list(range(len(plan.nll)))
+        third.plot(px, plan.nll, marker="o", color="tab:purple", label="with plan (token-weighted)")
+        if not math.isnan(plan.baseline_nll):
+            third.axhline(plan.baseline_nll, color="grey", linestyle=":", label="no plan")
+        third.set(xlabel="search iteration", ylabel="NLL of the files' first tokens", title="Plan: code NLL")
+        third.set_xticks(px)
+        third.legend(fontsize=7)
+        title += f"; {plan.steps} plans, acceptance {plan.acceptance_rate:.0%}"
     for axis in (left, right):
         axis.set_xticks(x)
-    fig.suptitle(f"refine: {summary.steps} steps, acceptance {summary.acceptance_rate:.0%}", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,18 +2,22 @@
 
 It lets the CPU default exercise the search for real: each candidate is the incumbent plus one section it
 lacks (an outline of the definitions in source order at some level of detail, the imports per dependency,
-the calls, or, when surprisal-guided, the definitions around the payload's most surprising lines), or a
-compact rewrite (the incumbent's first sentence and a full outline). Later iterations build on whatever
-was accepted, so a Think grows section by section while each addition lowers the payload's NLL.
-Only names, signatures and first docstring sentences are used: never code bodies.
+the calls, the classes with their methods, the intents of the definitions, the order of the file, its
+purpose and size, or, when surprisal-guided, the definitions around the payload's most surprising lines),
+then the incumbent plus two such sections at once, then compact rewrites (the original's first sentence
+and one section). Later iterations build on whatever was accepted, so a Think grows section by section
+while each addition lowers the payload's NLL, and the pairs leave new candidates for every iteration of
+the default budget (3 x 2). Only names, signatures and first docstring sentences are used: never code bodies.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from retrace.refine.structural_plan import plan_candidates
+
 if TYPE_CHECKING:
-    from retrace.refine.proposers import ProposalRequest
+    from retrace.refine.proposers import PlanRequest, ProposalRequest
 
 # Section headings double as markers: a section already in the incumbent is not proposed again.
 OUTLINE = "Outline, in source order:"
@@ -21,6 +25,10 @@ OUTLINE_DOCS = "Outline with intents, in source order:"
 IMPORTS = "What I import:"
 CALLS = "What the code calls:"
 HOTSPOTS = "Parts that need the most care:"
+STRUCTURE = "How it is organised:"
+INTENTS = "What each part promises:"
+ORDER = "Order of the file:"
+PURPOSE = "What the file is for:"
 MAX_ITEMS = 60  # definitions listed per outline (a 300-method module still gives a bounded Think)
 
 
@@ -73,6 +81,57 @@ def hotspots(facts: dict[str, Any], spans) -> str | None:
     return "\n".join([HOTSPOTS, *lines]) if lines else None
 
 
+def _top_level(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in facts.get("definitions") or [] if not d.get("parent")]
+
+
+def _quoted(names: list[str], limit: int) -> str:
+    shown = ", ".join(f"`{n}`" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def structure(facts: dict[str, Any]) -> str | None:
+    """Classes with their methods, then the top-level functions: the file's shape without signatures."""
+    items = facts.get("definitions") or []
+    lines = []
+    for top in _top_level(facts)[:MAX_ITEMS]:
+        methods = [d["name"] for d in items if d.get("parent") == top.get("name")]
+        if top.get("kind") == "class":
+            has = f" with methods {_quoted(methods, 12)}" if methods else ""
+            lines.append(f"- class `{top['name']}`{has}")
+        else:
+            lines.append(f"- {top.get('kind') or 'definition'} `{top['name']}`")
+    return "\n".join([STRUCTURE, *lines]) if lines else None
+
+
+def intents(facts: dict[str, Any]) -> str | None:
+    """What each documented definition promises (its docstring's first sentence), names only."""
+    lines = [f"- `{d['parent'] + '.' if d.get('parent') else ''}{d['name']}`: {d['doc']}"
+             for d in (facts.get("definitions") or [])[:MAX_ITEMS] if d.get("doc")]
+    return "\n".join([INTENTS, *lines]) if lines else None
+
+
+def order(facts: dict[str, Any]) -> str | None:
+    """The top-level parts in source order, imports first."""
+    names = [f"`{d['name']}`" for d in sorted(_top_level(facts), key=lambda d: d.get("line") or 0)]
+    parts = (["the imports"] if facts.get("imported_names") or facts.get("external_imports") else []) + names
+    if len(parts) < 2:
+        return None
+    shown = parts[:MAX_ITEMS] + ([f"{len(parts) - MAX_ITEMS} more"] if len(parts) > MAX_ITEMS else [])
+    return f"{ORDER} " + ", then ".join(shown) + "."
+
+
+def purpose(facts: dict[str, Any]) -> str | None:
+    """The file's purpose and size, with its counts of classes and functions."""
+    if not facts.get("purpose"):
+        return None
+    tops = _top_level(facts)
+    classes = sum(d.get("kind") == "class" for d in tops)
+    size = f" It has about {facts['n_lines']} lines" if facts.get("n_lines") else " It has"
+    return (f"{PURPOSE} {facts['purpose']}{size}, {classes} class(es) and {len(tops) - classes} top-level "
+            "function(s).")
+
+
 def render_facts(facts: dict[str, Any]) -> str:
     """The facts as plain text (for model proposers' prompts): purpose, imports, outline with intents."""
     parts = [f"Purpose: {facts.get('purpose') or '(unknown)'}", f"Length: {facts.get('n_lines', '?')} lines"]
@@ -102,27 +161,41 @@ class StructuralProposer:
     def __init__(self, max_chars: int = 2400):
         self.max_chars = max_chars
 
+    def _join(self, incumbent: str, sections: list[str]) -> str:
+        # Sections that do not fit after the incumbent replace its prose (the first sentence stays).
+        added = "\n\n".join(sections)
+        if len(incumbent) + len(added) + 2 <= self.max_chars:
+            return f"{incumbent}\n\n{added}"
+        return f"{_first_sentence(incumbent)}\n\n{added}"
+
     def candidates(self, request: ProposalRequest) -> list[str]:
         facts, incumbent = request.facts or {}, request.incumbent.rstrip()
-        sections = []
+        missing: list[tuple[str, str | None]] = []
         if request.hot_spans and HOTSPOTS not in incumbent:
-            sections.append(hotspots(facts, request.hot_spans))
+            missing.append((HOTSPOTS, hotspots(facts, request.hot_spans)))
         if OUTLINE_DOCS not in incumbent:
-            sections.append(outline(facts, docs=True))
+            missing.append((OUTLINE_DOCS, outline(facts, docs=True)))
         if OUTLINE not in incumbent and OUTLINE_DOCS not in incumbent:
-            sections.append(outline(facts, docs=False))
-        if IMPORTS not in incumbent:
-            sections.append(imports(facts))
-        if CALLS not in incumbent:
-            sections.append(calls(facts))
-        # A section that does not fit after the incumbent replaces its prose (the first sentence stays).
-        found = [f"{incumbent}\n\n{s}" if len(incumbent) + len(s) + 2 <= self.max_chars
-                 else f"{_first_sentence(incumbent)}\n\n{s}" for s in sections if s]
+            missing.append((OUTLINE, outline(facts, docs=False)))
+        for marker, build in ((IMPORTS, imports), (CALLS, calls), (STRUCTURE, structure), (INTENTS, intents),
+                              (ORDER, order), (PURPOSE, purpose)):
+            if marker not in incumbent:
+                missing.append((marker, build(facts)))
+        sections = [(marker, text) for marker, text in missing if text]
+        found = [self._join(incumbent, [text]) for _, text in sections]
         compact = outline(facts, docs=True)
         if compact:
             found.append(f"{_first_sentence(request.original)}\n\n{compact}")
+        # Two sections at once (never both outlines), then the original's first sentence with one section.
+        found += [self._join(incumbent, [a, b]) for i, (ma, a) in enumerate(sections) for mb, b in sections[i + 1:]
+                  if {ma, mb} != {OUTLINE, OUTLINE_DOCS}]
+        found += [f"{_first_sentence(request.original)}\n\n{text}" for _, text in sections]
         found = [fit(text, self.max_chars) for text in found]
         return [t for t in dict.fromkeys(found) if t != request.incumbent and t not in request.tried]
 
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]:
         return [self.candidates(r)[:r.n] for r in requests]
+
+    def propose_plans(self, requests: list[PlanRequest]) -> list[list[str]]:
+        """Grounded plan variants (see `structural_plan`), the first `n` not tried yet."""
+        return [plan_candidates(r)[:r.n] for r in requests]
