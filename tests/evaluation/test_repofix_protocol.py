@@ -81,3 +81,12 @@ def test_read_write_and_edit_apply_to_the_workspace():
     assert files["mod.py"].endswith("def g(x):\n    return x + 2\n") and "return x + 1" in files["mod.py"]
     with pytest.raises(ActionError, match="no such file"):
         apply_action(parse_action('<read path="missing.py"/>'), files, TESTS)
+
+
+def test_long_files_are_shown_in_whole_lines_with_the_range_said():
+    files = {"big.py": "".join(f"x{i} = {i}\n" for i in range(1, 201))}
+    shown = apply_action(parse_action('<read path="big.py"/>'), files, TESTS, max_chars=100)
+    assert shown.startswith('<file path="big.py" lines="1-13">\nx1 = 1\n') and "x13 = 13\n</file>" in shown
+    assert shown.endswith('(lines 1-13 of 200 shown; read more with lines="14-...")')
+    tail = apply_action(parse_action('<read path="big.py" lines="195-400"/>'), files, TESTS, max_chars=100)
+    assert tail == '<file path="big.py" lines="195-200">\n' + "".join(f"x{i} = {i}\n" for i in range(195, 201)) + "</file>"

@@ -37,7 +37,7 @@ def template(name: str) -> str:
 class LoopSettings:
     max_turns: int = 8
     max_observation_chars: int = 6000
-    test_timeout_s: float = 10.0
+    test_timeout_s: float = 5.0
     params: SamplingParams = SamplingParams(max_new_tokens=1024)
 
 
@@ -111,21 +111,29 @@ def take_turn(episode: Episode, reply: str, settings: LoopSettings) -> None:
     expected = [*episode.task.fail_to_pass, *episode.task.pass_to_pass]
     try:
         action = parse_action(reply)
-        episode.actions[action.kind] += 1
+    except ActionError as error:  # not an action at all
+        action, result = None, str(error)
+        episode.actions["invalid"] += 1
+        step = {"turn": episode.turns, "action": "invalid", "error": result}
+    if action is not None:
         if action.kind == "done":
+            episode.actions["done"] += 1
             episode.end_reason = "done"
             episode.steps.append({"turn": episode.turns, "action": "done"})
             return
-        if action.kind == "run_tests":
-            run = run_tests(episode.repo, episode.workspace, timeout_s=settings.test_timeout_s)
-            result = test_report(run, expected, settings.max_observation_chars)
-        else:
-            result = apply_action(action, episode.workspace, episode.repo.test_paths)
         step = {"turn": episode.turns, "action": action.kind, "path": action.path}
-    except ActionError as error:
-        episode.actions["invalid"] += 1
-        result = str(error)
-        step = {"turn": episode.turns, "action": "invalid", "error": result}
+        try:
+            if action.kind == "run_tests":
+                run = run_tests(episode.repo, episode.workspace, timeout_s=settings.test_timeout_s)
+                result = test_report(run, expected, settings.max_observation_chars)
+            else:
+                result = apply_action(action, episode.workspace, episode.repo.test_paths,
+                                      settings.max_observation_chars)
+            episode.actions[action.kind] += 1
+        except ActionError as error:  # a well-formed action the workspace refuses
+            result = str(error)
+            episode.actions["refused"] += 1
+            step["refused"] = result
     episode.steps.append(step)
     if episode.turns >= settings.max_turns:
         episode.end_reason = "max_turns"

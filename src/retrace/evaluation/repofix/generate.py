@@ -4,7 +4,8 @@ For each repository the original tests run twice; the tests that pass both times
 (a test that fails or flips on the original is never used). Candidate sites are shuffled per kind
 with the seed and tried in order until each kind has its quota of kept mutants or its attempts run
 out. A mutant is kept when at least one baseline test fails on it (FAIL_TO_PASS) and at least one
-still passes (PASS_TO_PASS); every other candidate is counted by its reason (no test fails, every
+still passes (PASS_TO_PASS), within ten times the original run's time (at least 2 s, at most
+the test time-out); every other candidate is counted by its reason (no test fails, every
 test fails, time-out, the mutation itself not applicable ...). The kept set is cached under a key of
 everything that decides it (repository contents, kinds, quotas, seed, Python version), so a second
 run, or a second model, reads the same tasks instead of regenerating them.
@@ -32,6 +33,7 @@ from retrace.evaluation.repofix.testrun import run_tests
 
 logger = logging.getLogger(__name__)
 CACHE_FORMAT = 1
+MIN_MUTANT_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class GenerationSettings:
     tasks_per_kind: int = 1         # kept mutants per kind and repository
     max_attempts_per_kind: int = 20  # mutants run through the tests per kind and repository, at most
     seed: int = 0
-    test_timeout_s: float = 10.0
+    test_timeout_s: float = 5.0
     max_output_chars: int = 2000
 
 
@@ -107,6 +109,9 @@ def _candidates(repo: Repository, kind: str, seed: int) -> list[tuple[str, int]]
 def generate_for_repository(repo: Repository, settings: GenerationSettings) -> tuple[list[RepoFixTask], dict]:
     """The kept mutants of one repository, in kind order, and the counts of every candidate's outcome."""
     baseline, counts = baseline_tests(repo, settings)
+    # A mutant that loops forever would cost the whole limit: give mutants ten times the original's time.
+    timeout_s = min(settings.test_timeout_s, max(MIN_MUTANT_TIMEOUT_S, 10 * counts["baseline_wall_s"]))
+    counts["mutant_timeout_s"] = round(timeout_s, 3)
     outcomes: dict[str, Counter] = {}
     kept: list[RepoFixTask] = []
     progress = tqdm(settings.kinds, desc=f"repofix mutants: {repo.name}", unit="kind")
@@ -121,7 +126,7 @@ def generate_for_repository(repo: Repository, settings: GenerationSettings) -> t
                 tally[mutant] += 1
                 continue
             tally["tested"] += 1
-            run = run_tests(repo, {**repo.files, path: mutant.source}, timeout_s=settings.test_timeout_s,
+            run = run_tests(repo, {**repo.files, path: mutant.source}, timeout_s=timeout_s,
                             max_output_chars=settings.max_output_chars)
             if run.problems:
                 tally["timed_out" if run.timed_out else "tests_did_not_run"] += 1

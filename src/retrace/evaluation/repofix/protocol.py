@@ -89,15 +89,30 @@ def confine(path: str) -> str:
     return "/".join(parts)
 
 
-def _numbered_slice(text: str, lines: tuple[int, int] | None) -> tuple[str, str]:
-    if lines is None:
-        return text, ""
+def read_view(path: str, text: str, lines: tuple[int, int] | None, max_chars: int) -> str:
+    """The file (or the asked line range) as whole lines up to `max_chars`, saying which lines are shown."""
     all_lines = text.splitlines(keepends=True)
-    first, last = lines[0], min(lines[1], len(all_lines))
-    return "".join(all_lines[first - 1:last]), f" lines=\"{first}-{last}\""
+    first, last = lines if lines else (1, len(all_lines))
+    last = min(last, len(all_lines))
+    shown, size = [], 0
+    for line in all_lines[first - 1:last]:
+        if shown and size + len(line) > max_chars:
+            break
+        shown.append(line)
+        size += len(line)
+    body = "".join(shown)
+    if body and not body.endswith("\n"):
+        body += "\n"
+    end = first + len(shown) - 1
+    if lines is None and end == len(all_lines):
+        return f"<file path=\"{path}\">\n{body}</file>"
+    note = (f"\n(lines {first}-{end} of {len(all_lines)} shown; read more with lines=\"{end + 1}-...\")"
+            if end < len(all_lines) else "")
+    return f"<file path=\"{path}\" lines=\"{first}-{end}\">\n{body}</file>{note}"
 
 
-def apply_action(action: Action, workspace: dict[str, str], test_paths: Mapping[str, str] | tuple[str, ...]) -> str:
+def apply_action(action: Action, workspace: dict[str, str], test_paths: Mapping[str, str] | tuple[str, ...],
+                 max_chars: int = 6000) -> str:
     """Carry out read/write/edit on `workspace` (a dict changed in place); returns what the model is told.
 
     run_tests and done are the caller's; ActionError for refused or impossible actions.
@@ -106,8 +121,7 @@ def apply_action(action: Action, workspace: dict[str, str], test_paths: Mapping[
     if action.kind == "read":
         if path not in workspace:
             raise ActionError(f"no such file: {path}")
-        text, range_attr = _numbered_slice(workspace[path], action.lines)
-        return f"<file path=\"{path}\"{range_attr}>\n{text}{'' if text.endswith(chr(10)) else chr(10)}</file>"
+        return read_view(path, workspace[path], action.lines, max_chars)
     if path in test_paths or PurePosixPath(path).name in _PROTECTED_NAMES:
         raise ActionError(f"refused: {path} is read-only (tests and test configuration cannot be changed)")
     if action.kind == "write":

@@ -50,7 +50,7 @@ class RepoFixOptions:
     repofix_max_turns: int = field(default=8, metadata={"help": "model replies per task"})
     repofix_max_new_tokens: int = field(default=1024, metadata={"help": "tokens per reply"})
     repofix_temperature: float = field(default=0.0, metadata={"help": "sampling temperature (0: greedy)"})
-    repofix_test_timeout_s: float = field(default=10.0, metadata={"help": "wall-clock limit of one test run"})
+    repofix_test_timeout_s: float = field(default=5.0, metadata={"help": "wall-clock limit of one test run"})
     repofix_max_observation_chars: int = field(default=6000, metadata={
         "help": "longest tool result shown to the model (longer ones are clipped, saying so)"})
     repofix_cache_dir: str = field(default="", metadata={
