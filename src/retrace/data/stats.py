@@ -35,7 +35,8 @@ def split_artifact_stats(output_dir: str | Path, split: str, repos: list[str]) -
         traj = _read_one(base / TRAJECTORIES / f"{name}.jsonl")
         doc = _read_one(base / DOCUMENTS / f"{name}.jsonl")
         if traj is None or doc is None:
-            totals["repos_missing"] += 1
+            dropped = (base / "contaminated" / DOCUMENTS / f"{name}.jsonl").is_file()
+            totals["repos_dropped_contaminated" if dropped else "repos_missing"] += 1
             continue
         totals["repos_written"] += 1
         totals["files_written"] += len(traj["order"])
