@@ -14,15 +14,22 @@ from a generator seeded with `(seed, path, kind, site)`: the same file and seed 
 from __future__ import annotations
 
 import ast
-import copy
 import hashlib
-import io
 import random
-import tokenize
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+from retrace.evaluation.repofix.source_edits import (
+    FUNCTIONS,
+    Edit,
+    apply_edits,
+    block_range,
+    indent_of,
+    parses_to,
+    reindent,
+    splice_unit,
+    units,
+)
 
 # SWE-smith's groups: an operator changes to another of its own group (operation_change) ...
 OPERATOR_GROUPS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div, ast.FloorDiv, ast.Mod),
@@ -48,12 +55,6 @@ class Mutant:
     line: int          # first line of the site's statement or expression (1-based)
     description: str
     source: str
-
-
-# An edit on the original text: ("expr", node) replaces the node's segment by the unparsed mutated node;
-# ("stmt", node) replaces the statement's lines by its unparsed form; ("lines", first, last, new_lines)
-# replaces 0-based lines first..last inclusive.
-Edit = tuple
 
 
 # --- walking a unit ----------------------------------------------------------------------------------
@@ -84,34 +85,6 @@ def _is_docstring(owner: ast.AST, index: int) -> bool:
     statement = owner.body[index]
     return (index == 0 and isinstance(owner, (*FUNCTIONS, ast.ClassDef)) and isinstance(statement, ast.Expr)
             and isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str))
-
-
-def block_range(node: ast.AST) -> tuple[int, int]:
-    """0-based first and last line of a statement, its decorators included."""
-    first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
-    return first - 1, node.end_lineno - 1
-
-
-def _indent_of(node: ast.AST, lines: list[str]) -> str:
-    return lines[node.lineno - 1][:node.col_offset]
-
-
-def _reindent(text_lines: list[str], old: str, new: str) -> list[str]:
-    """Lines moved from indentation `old` to `new`; lines inside multi-line strings are left as they are."""
-    interior: set[int] = set()
-    try:
-        for token in tokenize.generate_tokens(io.StringIO("".join(text_lines)).readline):
-            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-                interior.update(range(token.start[0], token.end[0]))  # 0-based lines after the first
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        pass
-    out = []
-    for i, line in enumerate(text_lines):
-        if i in interior or not line.strip():
-            out.append(line)
-        else:
-            out.append(new + line[len(old):] if line.startswith(old) else line)
-    return out
 
 
 # --- the function-level kinds ------------------------------------------------------------------------
@@ -204,7 +177,7 @@ def _remover(label):
         replacement: list[str] = []
         if not body and (name == "body" or (name == "finalbody" and not getattr(owner, "handlers", None))):
             body.append(ast.Pass())
-            replacement = [_indent_of(removed, lines) + "pass\n"]
+            replacement = [indent_of(removed, lines) + "pass\n"]
         return f"{label} at line {removed.lineno} removed", [("lines", first, last, replacement)]
     return apply
 
@@ -215,7 +188,7 @@ def _remove_wrapper(slot, lines, rng):
     wrapper = body[index]
     body[index:index + 1] = wrapper.body
     inner = lines[block_range(wrapper.body[0])[0]:wrapper.body[-1].end_lineno]
-    moved = _reindent(inner, _indent_of(wrapper.body[0], lines), _indent_of(wrapper, lines))
+    moved = reindent(inner, indent_of(wrapper.body[0], lines), indent_of(wrapper, lines))
     description = f"{type(wrapper).__name__.lower()} wrapper at line {wrapper.lineno} removed, its body kept"
     return description, [("lines", *block_range(wrapper), moved)]
 
@@ -290,7 +263,7 @@ def _class_rm_base(cls, lines, rng):
     header = ast.unparse(ast.ClassDef(name=cls.name, bases=cls.bases, keywords=cls.keywords,
                                       body=[ast.Pass()], decorator_list=[])).splitlines()[0]
     return (f"base class `{ast.unparse(removed)}` removed",
-            [("lines", cls.lineno - 1, last, [_indent_of(cls, lines) + header + "\n"])])
+            [("lines", cls.lineno - 1, last, [indent_of(cls, lines) + header + "\n"])])
 
 
 def _class_rm_funcs(cls, lines, rng):
@@ -320,60 +293,6 @@ MUTATION_KINDS = (*FUNCTION_KINDS, *CLASS_KINDS)
 
 
 # --- enumeration, text edits and the checks ----------------------------------------------------------
-
-def units(tree: ast.Module, types: tuple[type, ...]) -> list[tuple[str, ast.AST]]:
-    """(qualified name, node) of every function or class of the given types, in source order."""
-    found: list[tuple[str, ast.AST]] = []
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (*FUNCTIONS, ast.ClassDef)):
-                name = f"{prefix}{child.name}"
-                if isinstance(child, types):
-                    found.append((name, child))
-                visit(child, name + ".")
-            else:
-                visit(child, prefix)
-
-    visit(tree, "")
-    return sorted(found, key=lambda item: (item[1].lineno, item[1].col_offset))
-
-
-def _apply_edits(lines: list[str], edits: list[Edit], parenthesize: bool) -> str:
-    lines = list(lines)
-    spans = []
-    for edit in edits:
-        if edit[0] == "expr":
-            node = edit[1]
-            text = ast.unparse(node)
-            spans.append((node.lineno - 1, node.col_offset, node.end_lineno - 1, node.end_col_offset,
-                          f"({text})" if parenthesize else text))
-        elif edit[0] == "stmt":
-            node = edit[1]
-            text = [line + "\n" for line in ast.unparse(node).splitlines()]
-            spans.append((*block_range(node)[:1], None, block_range(node)[1], None,
-                          _reindent(text, "", _indent_of(node, lines))))
-        else:
-            spans.append((edit[1], None, edit[2], None, edit[3]))
-    for first, col, last, end_col, new in sorted(spans, key=lambda s: (s[0], s[1] or 0), reverse=True):
-        if col is None:
-            lines[first:last + 1] = new
-        else:  # ast columns count UTF-8 bytes
-            head = lines[first].encode()[:col].decode()
-            tail = lines[last].encode()[end_col:].decode()
-            lines[first:last + 1] = [head + new + tail]
-    return "".join(lines)
-
-
-def _splice_unit(unit: ast.AST, lines: list[str]) -> str:
-    """The file with the (mutated) unit unparsed over its lines, from `def`/`class` on; decorators kept."""
-    undecorated = copy.copy(unit)
-    undecorated.decorator_list = []
-    text = [line + "\n" for line in ast.unparse(undecorated).splitlines()]
-    spliced = list(lines)
-    spliced[unit.lineno - 1:unit.end_lineno] = _reindent(text, "", _indent_of(unit, lines))
-    return "".join(spliced)
-
 
 def _rng(seed: int, path: str, kind: str, site: int) -> random.Random:
     return random.Random(hashlib.sha256(f"{seed}\0{path}\0{kind}\0{site}".encode()).digest())
@@ -427,13 +346,13 @@ def mutant_at(source: str, path: str, kind: str, site_index: int, seed: int = 0)
     if expected == original_dump:
         return "no_change"
     description, edits = change
-    candidates = [lambda: _apply_edits(lines, edits, parenthesize=False)]
+    candidates = [lambda: apply_edits(lines, edits, parenthesize=False)]
     if any(e[0] == "expr" for e in edits):
-        candidates.append(lambda: _apply_edits(lines, edits, parenthesize=True))
-    candidates.append(lambda: _splice_unit(unit, lines))
+        candidates.append(lambda: apply_edits(lines, edits, parenthesize=True))
+    candidates.append(lambda: splice_unit(unit, lines))
     for make in candidates:
         mutated = make()
-        if _parses_to(mutated, expected):
+        if parses_to(mutated, expected):
             return Mutant(kind, path, site_index, name, line, f"{name}: {description}", mutated)
     return "unparse_mismatch"
 
@@ -458,8 +377,3 @@ def mutate(source: str, path: str, kind: str, seed: int = 0) -> tuple[list[Mutan
     return mutants, skipped
 
 
-def _parses_to(text: str, expected_dump: str) -> bool:
-    try:
-        return ast.dump(ast.parse(text)) == expected_dump
-    except SyntaxError:
-        return False
