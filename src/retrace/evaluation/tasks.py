@@ -38,6 +38,7 @@ class Task:
 # One line per benchmark: "module:attribute" of its Task.
 TASK_MODULES = (
     "retrace.evaluation.heldout:HELDOUT_NLL",
+    "retrace.evaluation.ruler:RULER",
     "retrace.evaluation.decontamination:DECONTAMINATION",
 )
 
