@@ -247,47 +247,44 @@ FUNCTION_KINDS: dict[str, tuple[Callable, Callable]] = {
 }
 
 
-# --- the class kinds: a class is the unit and its own site -------------------------------------------
+# --- the class kinds: sites(class) -> sites; apply(class, site, lines, rng) like the function kinds ---
 
 def _methods(cls: ast.ClassDef) -> list[int]:
     return [i for i, statement in enumerate(cls.body) if isinstance(statement, FUNCTIONS)]
 
 
-def _class_rm_base(cls, lines, rng):
-    if not cls.bases or cls.body[0].lineno == cls.lineno:
+def _class_rm_base(cls, base_index, lines, rng):
+    if cls.body[0].lineno == cls.lineno:
         return None
     last = block_range(cls.body[0])[0] - 1
     while last > cls.lineno - 1 and (not lines[last].strip() or lines[last].lstrip().startswith("#")):
         last -= 1
-    removed = cls.bases.pop(rng.randrange(len(cls.bases)))
+    removed = cls.bases.pop(base_index)
     header = ast.unparse(ast.ClassDef(name=cls.name, bases=cls.bases, keywords=cls.keywords,
                                       body=[ast.Pass()], decorator_list=[])).splitlines()[0]
     return (f"base class `{ast.unparse(removed)}` removed",
             [("lines", cls.lineno - 1, last, [indent_of(cls, lines) + header + "\n"])])
 
 
-def _class_rm_funcs(cls, lines, rng):
-    methods = _methods(cls)
-    if not methods or len(cls.body) < 2:
+def _class_rm_funcs(cls, body_index, lines, rng):
+    if len(cls.body) < 2:
         return None
-    removed = cls.body.pop(rng.choice(methods))
+    removed = cls.body.pop(body_index)
     return f"method `{removed.name}` removed", [("lines", *block_range(removed), [])]
 
 
-def _shuffle_methods(cls, lines, rng):
+def _shuffle_methods(cls, site, lines, rng):
     methods = _methods(cls)
-    if len(methods) < 2:
-        return None
     order = rng.sample(methods, len(methods))
     if order == methods:
         order = methods[1:] + methods[:1]
     return "methods reordered", _reorder(cls, methods, order, lines)
 
 
-CLASS_KINDS: dict[str, Callable] = {
-    "class_rm_base": _class_rm_base,
-    "class_rm_funcs": _class_rm_funcs,
-    "shuffle_methods": _shuffle_methods,
+CLASS_KINDS: dict[str, tuple[Callable, Callable]] = {
+    "class_rm_base": (lambda cls: list(range(len(cls.bases))), _class_rm_base),
+    "class_rm_funcs": (_methods, _class_rm_funcs),
+    "shuffle_methods": (lambda cls: [0] if len(_methods(cls)) > 1 else [], _shuffle_methods),
 }
 MUTATION_KINDS = (*FUNCTION_KINDS, *CLASS_KINDS)
 
@@ -300,10 +297,9 @@ def _rng(seed: int, path: str, kind: str, site: int) -> random.Random:
 
 def _sites(tree: ast.Module, kind: str) -> list[tuple[int, int]]:
     """(unit index, site index within the unit) of every site of `kind`, in source order."""
-    if kind in CLASS_KINDS:
-        return [(u, 0) for u, _ in enumerate(units(tree, (ast.ClassDef,)))]
-    find_sites = FUNCTION_KINDS[kind][0]
-    return [(u, s) for u, (_, unit) in enumerate(units(tree, FUNCTIONS)) for s in range(len(find_sites(unit)))]
+    unit_types, find_sites = ((ast.ClassDef,), CLASS_KINDS[kind][0]) if kind in CLASS_KINDS else (
+        FUNCTIONS, FUNCTION_KINDS[kind][0])
+    return [(u, s) for u, (_, unit) in enumerate(units(tree, unit_types)) for s in range(len(find_sites(unit)))]
 
 
 def _site_line(site) -> int:
@@ -333,8 +329,9 @@ def mutant_at(source: str, path: str, kind: str, site_index: int, seed: int = 0)
     name, unit = units(tree, (ast.ClassDef,) if kind in CLASS_KINDS else FUNCTIONS)[unit_index]
     rng = _rng(seed, path, kind, site_index)
     if kind in CLASS_KINDS:
+        find_sites, apply = CLASS_KINDS[kind]
         line = unit.lineno
-        change = CLASS_KINDS[kind](unit, lines, rng)
+        change = apply(unit, find_sites(unit)[local_index], lines, rng)
     else:
         find_sites, apply = FUNCTION_KINDS[kind]
         site = find_sites(unit)[local_index]
