@@ -74,8 +74,8 @@ def test_plan_incumbent_never_rises_accepted_is_argmin_and_files_stay(refined):
             accepted = [c for c in scored if c["accepted"]]
             assert len(accepted) <= 1
             if accepted:
-                assert accepted[0]["nll"] == min(c["nll"] for c in scored) < nll[it] == nll[it] and \
-                       nll[it + 1] == accepted[0]["nll"]
+                assert accepted[0]["nll"] == min(c["nll"] for c in scored)
+                assert accepted[0]["nll"] < nll[it] and nll[it + 1] == accepted[0]["nll"]
             else:
                 assert nll[it + 1] == nll[it] and all(c["nll"] >= nll[it] for c in scored)
         accepted = [c["text"] for c in log["candidates"] if c["accepted"]]
@@ -185,9 +185,9 @@ class SteppedScorer(ScriptedPlanScorer):
 
 
 def test_ties_are_not_accepted_and_an_unhelpful_plan_is_kept():
-    out, stats = refine_trajectories([make_trajectory()], args(refine_keep_unhelpful=False, refine_max_steps_per_repo=1,
-                                                               refine_iterations=2), StructuralProposer(),
-                                     _NoThinkScorer(), plan_scorer=SteppedScorer())
+    recipe = args(refine_keep_unhelpful=False, refine_iterations=2)
+    out, stats = refine_trajectories([make_trajectory()], recipe, StructuralProposer(), _NoThinkScorer(),
+                                     plan_scorer=SteppedScorer())
     log = plan_step(out[0]).meta["search"]
     assert not any(c["accepted"] for c in log["candidates"]) and log["incumbent_nll"] == [3.0, 3.0, 3.0]
     assert log["unhelpful"] and not log["dropped"] and plan_step(out[0]).content == PLAN  # flagged, never dropped

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 MAX_DESCRIPTION_CHARS = 240  # a longer description is cut at a word boundary (one plan line stays one line)
 NEEDS = " (needs "
 # A reply line naming a file: optional number, optional backticks around the path, a colon or dash, the text.
-_REPLY_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\d+\s*[.)]\s*)?`?(?P<path>[^\s`:]+)`?\s*(?::|\s-|\s\u2013)\s*(?P<text>.*)$")
+_REPLY_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:\d+\s*[.)]\s*)?`?(?P<path>[^\s`:]+)`?"
+                         r"\s*(?::|\s-|\s\u2013)\s*(?P<text>.*)$")
 
 
 class PlanParseError(ValueError):

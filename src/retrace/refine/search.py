@@ -102,7 +102,8 @@ class _StepSearch:
 
 
 def refine_trajectories(trajectories: list[Trajectory], args: RefineArguments, proposer: Proposer,
-                        scorer: StepScorer, plan_scorer: PlanScorer | None = None) -> tuple[list[Trajectory], RefineStats]:
+                        scorer: StepScorer, plan_scorer: PlanScorer | None = None,
+                        ) -> tuple[list[Trajectory], RefineStats]:
     """Search the Thinks (and with `refine_plan` first the plans) of `trajectories` in place (also returned).
 
     With `refine_max_steps_per_repo`, only the first N searchable Thinks of each repository are searched.
@@ -270,7 +271,10 @@ def _score_candidates(step: _StepSearch, iteration: int, texts: list[str], args:
     entries, to_score = [], []
     for text in texts:
         # A plan candidate keeps the skeleton (file list, numbers, needs); a Think is cut at a line boundary.
-        text = step.skeleton.apply(text) if step.skeleton is not None else fit(text.strip(), args.refine_max_think_chars)
+        if step.skeleton is not None:
+            text = step.skeleton.apply(text)
+        else:
+            text = fit(text.strip(), args.refine_max_think_chars)
         if not text or text in step.tried:
             continue
         step.tried.add(text)

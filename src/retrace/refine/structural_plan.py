@@ -107,6 +107,7 @@ def plan_candidates(request: PlanRequest) -> list[str]:
     open_kinds = [i for i in range(len(CLAUSES)) if i not in present]
     found = [_with_clauses(request, [i]) for i in open_kinds]
     found += [_with_clauses(request, [i, j]) for n, i in enumerate(open_kinds) for j in open_kinds[n + 1:]]
-    purposes = {p: clean_description((request.facts.get(p) or {}).get("purpose") or "") for p in request.descriptions}
+    purposes = {path: clean_description((request.facts.get(path) or {}).get("purpose") or "")
+                for path in request.descriptions}
     found.append(request.skeleton.render({p: t for p, t in purposes.items() if t}))
     return [t for t in dict.fromkeys(found) if t != request.incumbent and t not in request.tried]
