@@ -5,6 +5,7 @@ Keys are flat in the YAML (comments mark the sections), exactly as in alignment-
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -31,6 +32,21 @@ class ModelArguments:
     max_position_embeddings: int | None = field(default=None, metadata={
         "help": "Override the model's maximum positions (needed when max_length exceeds it)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub."})
+    use_lora: bool = field(default=False, metadata={
+        "help": "Train LoRA adapters (peft) instead of all weights; the adapter and a merged copy are saved."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
+    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"], metadata={
+        "help": "Module names to adapt (e.g. q_proj v_proj), or all-linear for every linear layer but the head."})
+    lora_merge: bool = field(default=True, metadata={
+        "help": "After training, also write the base with the adapter merged in to <output_dir>/merged."})
+
+    def __post_init__(self):
+        if self.use_lora and self.lora_r < 1:
+            raise ValueError(f"lora_r must be at least 1, got {self.lora_r}")
+        if isinstance(self.lora_target_modules, str):
+            self.lora_target_modules = [self.lora_target_modules]
 
 
 @dataclass
@@ -41,6 +57,12 @@ class DataArguments:
     # and every recipe must parse on a fresh clone (see run_training.check_documents).
     documents: list[str] = field(default_factory=list, metadata={
         "help": "Document files (.jsonl) or directories of them, as written by synthesize.py's export."})
+    mixture: str | None = field(default=None, metadata={
+        "help": "Several sources by weight or token budget: a mapping name -> {path | dataset, weight | tokens, "
+                "text_field, ...} (YAML, or JSON on the command line); see docs/training.md."})
+    mixture_total_tokens: int | None = field(default=None, metadata={
+        "help": "Tokens in the whole mixture when sources are sized by weight (default: the most that no "
+                "source repeats for)."})
     max_length: int = field(default=512, metadata={"help": "Tokens per packed training sequence."})
     shuffle_seed: int = field(default=0, metadata={"help": "Seed for the document order before packing."})
     max_documents: int | None = field(default=None, metadata={
@@ -62,6 +84,11 @@ class DataArguments:
             raise ValueError(f"max_length must be at least 2, got {self.max_length}")
         if isinstance(self.documents, str):
             self.documents = [self.documents]
+        if isinstance(self.mixture, dict):  # built in code rather than parsed from a recipe
+            self.mixture = json.dumps(self.mixture)
+        from retrace.training.sources import parse_mixture
+
+        parse_mixture(self.mixture)  # a malformed mixture fails at parse time, naming the source
 
 
 @dataclass
@@ -73,6 +100,8 @@ class RetraceTrainingArguments(TrainingArguments):
     wandb_run_group: str | None = field(default=None, metadata={"help": "Sets WANDB_RUN_GROUP when reporting to wandb."})
     global_batch_sequences: int | None = field(default=None, metadata={
         "help": "The global batch the recipe was sized for, in sequences; a warning names any difference."})
+    global_batch_tokens: int | None = field(default=None, metadata={
+        "help": "The same intent in tokens (sequences x max_length); checked against global_batch_sequences."})
     include_num_input_tokens_seen: str | bool = field(default=True, metadata={
         "help": "Track tokens seen (logged as num_input_tokens_seen with train_tokens_per_second)."})
 

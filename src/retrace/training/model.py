@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,6 +68,42 @@ def load_model(model_args: ModelArguments, pad_token_id: int | None = None) -> A
         attn_implementation=attn, trust_remote_code=model_args.trust_remote_code)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id
-    logger.info("loaded %s (%s, %.1fM parameters, attention %s)", path, model.dtype,
-                model.num_parameters() / 1e6, attn)
+    parameters = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())  # ZeRO-3: full sizes
+    logger.info("loaded %s (%s, %.1fM parameters, attention %s)", path, model.dtype, parameters / 1e6, attn)
     return model
+
+
+def apply_lora(model: Any, model_args: ModelArguments, gradient_checkpointing: bool = False) -> Any:
+    """Wrap `model` in peft LoRA adapters as the recipe's lora_* keys say; only the adapters train.
+
+    With gradient checkpointing the embedding output must require grad, or no gradient reaches the
+    adapters of the first checkpointed layer.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    targets = model_args.lora_target_modules
+    config = LoraConfig(r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+                        target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    model = get_peft_model(model, config)
+    trainable, total = model.get_nb_trainable_parameters()
+    logger.info("LoRA r=%d alpha=%d on %s: %.2fM of %.1fM parameters train", model_args.lora_r,
+                model_args.lora_alpha, targets, trainable / 1e6, total / 1e6)
+    return model
+
+
+def merge_lora_adapter(adapter_dir: str | Path, target_dir: str | Path, model_args: ModelArguments) -> Path:
+    """Load the base model fresh, merge the saved adapter into it, and save a plain checkpoint.
+
+    Done from the saved adapter rather than the live model, so it works the same after ZeRO-3 (whose live
+    parameters are shards). The result loads with `AutoModelForCausalLM.from_pretrained` without peft.
+    """
+    from peft import PeftModel
+
+    base = load_model(model_args)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(target_dir)
+    load_tokenizer(model_args).save_pretrained(target_dir)
+    logger.info("merged the LoRA adapter of %s into %s", adapter_dir, target_dir)
+    return Path(target_dir)

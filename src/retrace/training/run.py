@@ -14,16 +14,19 @@ from typing import Any
 
 import datasets
 import transformers
-from transformers import Trainer
+from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 from transformers.trainer_utils import get_last_checkpoint
 
 from retrace.atomic import write_json, write_text
 from retrace.provenance import save_run_info
 from retrace.recipe import Recipe, RecipeError
 from retrace.training.arguments import DataArguments, ModelArguments, RetraceTrainingArguments
-from retrace.training.dataset import build_packed_dataset
-from retrace.training.model import load_model, load_tokenizer
+from retrace.training.card import model_card
+from retrace.training.dataset import build_packed_dataset, training_sources
+from retrace.training.model import apply_lora, load_model, load_tokenizer, merge_lora_adapter
 from retrace.training.packing import PackedCollator
+from retrace.training.sources import check_source
+from retrace.training.trainer import RetraceTrainer, check_global_batch
 
 logger = logging.getLogger("retrace.training")
 
@@ -41,17 +44,22 @@ def setup_logging(training_args: RetraceTrainingArguments) -> None:
 
 
 def check_documents(data_args: DataArguments, recipe: Recipe) -> None:
-    """Documents are checked here, not at parse time, so recipes naming not-yet-synthesised data still parse."""
+    """Sources are checked here, not at parse time, so recipes naming not-yet-synthesised data still parse."""
     where = f"recipe {recipe.path}" if recipe.path else "the command line"
-    if not data_args.documents:
-        raise RecipeError(f"key 'documents' is empty: name exported document files or directories ({where})")
-    for item in data_args.documents:
-        path = Path(os.path.expanduser(item))
-        if not path.exists():
-            raise RecipeError(f"key 'documents': path does not exist: {item} ({where}); "
-                              "run synthesize.py first or pass --documents")
-        if path.is_dir() and not any(path.glob("*.jsonl")):
-            raise RecipeError(f"key 'documents': no *.jsonl files in {item} ({where})")
+    try:
+        specs = training_sources(data_args)
+    except ValueError as exc:
+        raise RecipeError(f"{exc} ({where})") from None
+    if not data_args.mixture and not data_args.documents:
+        raise RecipeError(f"key 'documents' is empty: name exported document files or directories, or give a "
+                          f"'mixture' ({where})")
+    for spec in specs:
+        problem = check_source(spec)
+        if problem is None:
+            continue
+        if spec.name == "documents" and not data_args.mixture:
+            raise RecipeError(f"key 'documents': {problem} ({where}); run synthesize.py first or pass --documents")
+        raise RecipeError(f"key 'mixture', source '{spec.name}': {problem} ({where})")
 
 
 def find_resume_checkpoint(training_args: RetraceTrainingArguments) -> str | None:
@@ -63,23 +71,9 @@ def find_resume_checkpoint(training_args: RetraceTrainingArguments) -> str | Non
     return None
 
 
-def check_global_batch(training_args: RetraceTrainingArguments, max_length: int) -> int:
-    """Log the realised global batch; warn when the world size made it differ from the recipe's intent."""
-    realised = (training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-                * training_args.world_size)
-    logger.info("global batch: %d sequences x %d tokens = %d tokens (%d processes)", realised, max_length,
-                realised * max_length, training_args.world_size)
-    intended = training_args.global_batch_sequences
-    if intended and intended != realised:
-        logger.warning("global batch is %d sequences but the recipe was sized for %d: adjust "
-                       "gradient_accumulation_steps to %.2f for this world size", realised, intended,
-                       intended / (training_args.per_device_train_batch_size * training_args.world_size))
-    return realised
-
-
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
                  recipe: Recipe) -> dict[str, Any]:
-    """Tokenise and pack the documents, train (resuming if possible), save model, card, metrics and provenance."""
+    """Tokenise and pack the sources, train (resuming if possible), save model, card, metrics and provenance."""
     setup_logging(training_args)
     check_documents(data_args, recipe)
     output_dir = Path(training_args.output_dir)
@@ -96,51 +90,37 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if data_args.pretokenize_only:
         logger.info("pretokenize_only: %d packed sequences cached under %s", len(train_dataset), cache_root)
         return {"data": data_stats}
-    check_global_batch(training_args, data_args.max_length)
+    try:
+        global_batch = check_global_batch(training_args, data_args.max_length)
+    except ValueError as exc:
+        raise RecipeError(f"{exc} (recipe {recipe.path or 'none'})") from None
+    if training_args.max_steps > 0:
+        planned = training_args.max_steps * global_batch * data_args.max_length
+        logger.info("this run reads %d tokens (%.2f passes over the %d packed tokens)", planned,
+                    planned / max(1, len(train_dataset) * data_args.max_length), len(train_dataset) * data_args.max_length)
 
     model = load_model(model_args, pad_token_id=tokenizer.pad_token_id)
     model.config.use_cache = False  # a KV cache in training also hides packed-sequence boundaries
+    if model_args.use_lora:
+        model = apply_lora(model, model_args, gradient_checkpointing=training_args.activation_checkpointing)
     collator = PackedCollator(flatten=model_args.attn_implementation == "flash_attention_2"
                               and data_args.separate_documents)
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
-                      processing_class=tokenizer)
+    trainer = RetraceTrainer(model=model, args=training_args, train_dataset=train_dataset, data_collator=collator,
+                             processing_class=tokenizer, max_length=data_args.max_length)
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
     trainer.save_model()
     trainer.save_state()
     metrics = {**result.metrics, "global_step": trainer.state.global_step,
-               "num_input_tokens_seen": trainer.state.num_input_tokens_seen}
+               "num_input_tokens_seen": trainer.state.num_input_tokens_seen,
+               "global_batch_sequences": global_batch, "global_batch_tokens": global_batch * data_args.max_length}
     trainer.log_metrics("train", metrics)
     if trainer.is_world_process_zero():
+        merged = None
+        if model_args.use_lora and model_args.lora_merge:
+            unset_hf_deepspeed_config()  # the merge loads the base whole, not as ZeRO-3 shards
+            merged = merge_lora_adapter(output_dir, output_dir / "merged", model_args)
         write_json(output_dir / "train_results.json", {"train": metrics, "data": data_stats})
-        write_text(output_dir / "README.md", model_card(model_args, data_args, training_args, metrics, data_stats))
+        write_text(output_dir / "README.md", model_card(model_args, data_args, training_args, metrics, data_stats,
+                                                        merged_dir=merged))
         logger.info("saved the model, tokenizer, model card and metrics to %s", output_dir)
     return {"train": metrics, "data": data_stats}
-
-
-def model_card(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
-               metrics: dict[str, Any], data_stats: dict[str, Any]) -> str:
-    """A short README.md: what the model is, what it saw, and how to reproduce it."""
-    trained_share = data_stats["trained_tokens"] / max(1, data_stats["tokens"])
-    return "\n".join([
-        f"# {Path(training_args.output_dir).name}",
-        "",
-        f"Continued pretraining of `{model_args.model_name_or_path}` with retrace `train.py` on agent "
-        "trajectories reconstructed from repositories (observation tokens masked out of the loss).",
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| base model | `{model_args.model_name_or_path}` |",
-        f"| documents | {', '.join(f'`{d}`' for d in data_args.documents)} |",
-        f"| documents used | {data_stats['documents']} ({data_stats['tokens']:,} tokens, "
-        f"{trained_share:.1%} trained) |",
-        f"| packing | {data_stats['sequences']} sequences of {data_args.max_length} tokens, "
-        f"{data_stats['pad_tokens']} pad tokens, separate documents: {data_args.separate_documents} |",
-        f"| optimizer steps | {metrics['global_step']} |",
-        f"| tokens seen | {metrics['num_input_tokens_seen']:,} |",
-        f"| final train loss | {metrics.get('train_loss', float('nan')):.4f} |",
-        f"| learning rate | {training_args.learning_rate} "
-        f"({getattr(training_args.lr_scheduler_type, 'value', training_args.lr_scheduler_type)}) |",
-        "",
-        "The resolved recipe is in `recipe.yaml`; versions and the git revision in `run_info.json`.",
-        "",
-    ])
