@@ -21,9 +21,11 @@ stops the ordinary ways generated code breaks a harness.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import functools
 import logging
+import marshal
 import os
 import random
 import resource
@@ -41,30 +43,25 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from retrace.evaluation import sandbox_child as child
 from retrace.evaluation import sandbox_isolation as iso
 from retrace.evaluation.sandbox_isolation import Isolation
 
 logger = logging.getLogger(__name__)
 
 MAIN_FILE = "__sandbox_main__.py"
-# Runs the script named by argv[1] as __main__ with the box-relative `sys_path` entries (argv[0]) first.
-BOOTSTRAP = """\
-import sys
-def _run():
-    import os
-    paths, sys.argv = sys.argv[1], sys.argv[2:]
-    sys.path[:0] = [os.path.abspath(p) for p in paths.split(os.pathsep) if p]
-    path = os.path.abspath(sys.argv[0])
-    with open(path, 'rb') as handle:
-        code = compile(handle.read(), path, 'exec')
-    main = sys.modules['__main__'].__dict__
-    builtins = main['__builtins__']
-    main.clear()
-    main.update(__name__='__main__', __file__=path, __builtins__=builtins, __doc__=None, __package__=None,
-                __spec__=None, __loader__=None, __cached__=None)
-    exec(code, main)
-_run()
-"""
+
+
+def _launcher() -> str:
+    """The -c text: `sandbox_child` compiled here once, unpacked in its own namespace there, then `main()`."""
+    with open(child.__file__, encoding="utf-8") as handle:
+        code = compile(handle.read(), child.__file__, "exec")
+    packed = binascii.b2a_base64(marshal.dumps(code), newline=False).decode("ascii")
+    return (f"import binascii, marshal; launch = {{'__name__': 'sandbox_child'}}; "
+            f"exec(marshal.loads(binascii.a2b_base64({packed!r})), launch); launch['main']()")
+
+
+LAUNCHER = _launcher()
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -301,37 +298,48 @@ def _rlimits(limits: SandboxLimits, own_uid: bool) -> tuple[tuple[int, int, int]
     return tuple(values)
 
 
-def _execute(command: list[str], box: str, limits: SandboxLimits, stdin: str | None,
+def _await_setup(report: int, proc: subprocess.Popen, deadline: float) -> str | None:
+    """Wait until the child closes the report pipe (set up) or writes why it could not; the reason or None."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(report, selectors.EVENT_READ)
+        if not selector.select(max(0.0, deadline - time.monotonic())):
+            return None  # still setting up at the deadline: the timeout handles it
+    return os.read(report, 4096).decode(errors="replace") or None
+
+
+def _execute(interpreter: list[str], script: list[str], box: str, limits: SandboxLimits, stdin: str | None,
              isolation: Isolation) -> SandboxResult:
+    """Run `interpreter PLAN script...` in `box` under `isolation`, killing everything of it at the end."""
     uid = random.SystemRandom().randrange(*iso.UID_RANGE) if isolation.own_uid else None
     if uid is not None:
         _give_to(box, uid)
     cgroup = (iso.make_cgroup(isolation.pids_cgroup, f"retrace-sandbox-{os.getpid()}-{secrets.token_hex(6)}",
                               limits.max_processes) if isolation.pids_cgroup else None)
     report_read, report_write = os.pipe()
-    plan = iso.ChildPlan(isolation=isolation, box=box, uid=uid, cgroup=cgroup,
-                         rlimits=_rlimits(limits, uid is not None), network=limits.network, report_fd=report_write)
+    plan = child.encode_plan(box=box, report_fd=report_write, uid=uid, cgroup=cgroup,
+                             flags=isolation.unshare_flags(limits.network),
+                             hidden=isolation.hidden if uid is not None else (),
+                             rlimits=_rlimits(limits, uid is not None))
     start = time.monotonic()
+    proc = None
     try:
-        try:
-            proc = subprocess.Popen(command, cwd=box, env=_environment(box), start_new_session=True,
-                                    stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    preexec_fn=iso.child_setup(plan))
-        except subprocess.SubprocessError as exc:
-            os.close(report_write)
-            report_write = -1
-            detail = os.read(report_read, 4096).decode(errors="replace")
-            raise SandboxError(f"could not set up the sandboxed child: {detail or exc}") from exc
-        try:
-            stdout, stderr, timed_out, truncated = _communicate(proc, stdin.encode() if stdin is not None else None,
-                                                   start + limits.timeout_s, limits.output_bytes)
-        finally:
+        proc = subprocess.Popen([*interpreter, plan, *script],
+                                cwd=box, env=_environment(box), start_new_session=True, pass_fds=(report_write,),
+                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(report_write)
+        report_write = -1
+        failure = _await_setup(report_read, proc, start + limits.timeout_s)
+        if failure is not None:
+            raise SandboxError(f"could not set up the sandboxed child: {failure}")
+        stdout, stderr, timed_out, truncated = _communicate(proc, stdin.encode() if stdin is not None else None,
+                                                            start + limits.timeout_s, limits.output_bytes)
+    finally:
+        if proc is not None:
             _kill_everything(proc, cgroup, uid)
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
-    finally:
         for fd in (report_read, report_write):
             if fd >= 0:
                 os.close(fd)
@@ -366,9 +374,8 @@ def _run_in_box(code: str | None, *, argv: Sequence[str], files: Mapping[str, st
             _box_path(box, entry, "sys_path entry")
         script = [MAIN_FILE, *argv] if code is not None else list(argv)
         _box_path(box, script[0], "script")
-        command = [sys.executable, "-I", "-B", "-X", "utf8", *([] if site_packages else ["-S"]),
-                   "-c", BOOTSTRAP, os.pathsep.join(sys_path), *script]
-        return _execute(command, box, limits, stdin, isolation)
+        interpreter = [sys.executable, "-I", "-B", "-X", "utf8", *([] if site_packages else ["-S"]), "-c", LAUNCHER]
+        return _execute(interpreter, [os.pathsep.join(sys_path), *script], box, limits, stdin, isolation)
     finally:
         _remove_box(box)
 

@@ -1,6 +1,7 @@
-"""What the sandbox can take away from a child on this machine, probed once, applied before `exec`.
+"""What the sandbox can take away from a child on this machine; the child applies it to itself.
 
-Linux only, stdlib only. The features, each used where the OS allows it (`probe_isolation` finds out):
+Linux only. The features, each used where the OS allows it (`sandbox.sandbox_isolation` probes them
+once per process; `sandbox_child` applies them before any untrusted code runs):
 
 - `own_uid` (parent is root): the child runs as a fresh, random, unprivileged uid/gid with no
   supplementary groups. Root ignores RLIMIT_NPROC and may write and signal anything; an unprivileged
@@ -27,30 +28,16 @@ killing the harness.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import resource
 import signal
 import stat
 import sys
+import time
 from dataclasses import dataclass, field
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 1 << 18
-AT_FDCWD, AT_RECURSIVE = -100, 0x8000
-OPEN_TREE_CLONE, MOVE_MOUNT_F_EMPTY_PATH = 1, 4
-MOUNT_ATTR_RDONLY = 0x1
-# Syscalls numbered from 424 up share their numbers on every architecture Linux supports but alpha.
-SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+from retrace.evaluation.sandbox_child import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUSER
+
 UID_RANGE = (2_000_000_000, 2_100_000_000)  # far above any real account or subuid range
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
 @dataclass(frozen=True)
@@ -72,36 +59,11 @@ class Isolation:
                 "pids_cgroup": self.pids_cgroup is not None, "hidden": [h for h, _ in self.hidden],
                 "notes": list(self.notes)}
 
-
-@dataclass(frozen=True)
-class ChildPlan:
-    """Everything the forked child applies to itself before `exec` (plain values: no locks, no logging)."""
-
-    isolation: Isolation
-    box: str
-    uid: int | None
-    cgroup: str | None
-    rlimits: tuple[tuple[int, int, int], ...]   # (resource, soft, hard)
-    network: bool                               # False: a new network namespace when available
-    report_fd: int                              # where a failing step writes why, before raising
-
-
-_libc = None
-
-
-def libc():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    return _libc
-
-
-def _check(result: int, step: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{step}: {os.strerror(err)}")
-    return result
+    def unshare_flags(self, network: bool) -> int:
+        """Namespaces the child enters; `network` True keeps the host's network."""
+        flags = ((CLONE_NEWNS if self.read_only_mounts else 0)
+                 | (CLONE_NEWNET if self.network_namespace and not network else 0))
+        return flags | CLONE_NEWUSER if flags and self.user_namespace else flags
 
 
 def traversal_blocker(path: str) -> str | None:
@@ -144,76 +106,6 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _isolate_mounts(lib, box: str, hidden) -> None:
-    """Make every mount read-only but the box, with blocked directories covered (child, before exec)."""
-    _check(lib.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
-    clones = []
-    for _, trees in hidden:
-        for tree in trees:
-            clones.append((tree, _check(lib.syscall(SYS_OPEN_TREE, AT_FDCWD, tree.encode(),
-                                                    OPEN_TREE_CLONE | AT_RECURSIVE), f"open_tree {tree}")))
-    for blocker, _ in hidden:
-        _check(lib.mount(b"tmpfs", blocker.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"),
-               f"cover {blocker}")
-    for tree, fd in clones:
-        os.makedirs(tree, exist_ok=True)
-        _check(lib.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, tree.encode(), MOVE_MOUNT_F_EMPTY_PATH),
-               f"show {tree}")
-        os.close(fd)
-    _check(lib.mount(box.encode(), box.encode(), None, MS_BIND, None), "bind the box")
-    read_only, writable = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0), _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
-    _check(lib.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(read_only),
-                       ctypes.sizeof(read_only)), "make every mount read-only")
-    _check(lib.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, box.encode(), 0, ctypes.byref(writable),
-                       ctypes.sizeof(writable)), "make the box writable")
-    os.chdir(box)  # the cwd was entered before the bind mount covered it
-
-
-def child_setup(plan: ChildPlan):
-    """The `preexec_fn` that applies `plan` in the forked child; a failing step reports itself and raises."""
-    lib = libc()
-    iso = plan.isolation
-    flags = ((CLONE_NEWUSER if iso.user_namespace else 0) | (CLONE_NEWNS if iso.read_only_mounts else 0)
-             | (CLONE_NEWNET if iso.network_namespace and not plan.network else 0))
-    if iso.user_namespace and not flags & ~CLONE_NEWUSER:
-        flags = 0
-    outer_uid, outer_gid = os.getuid(), os.getgid()
-
-    def setup() -> None:
-        step = "start"
-        try:
-            if plan.cgroup:
-                step = "join the pids cgroup"
-                _write(os.path.join(plan.cgroup, "cgroup.procs"), str(os.getpid()))
-            if flags:
-                step = "unshare namespaces"
-                _check(lib.unshare(flags), step)
-            if flags & CLONE_NEWUSER:
-                step = "map the user namespace"
-                _write("/proc/self/setgroups", "deny")
-                _write("/proc/self/uid_map", f"{outer_uid} {outer_uid} 1")
-                _write("/proc/self/gid_map", f"{outer_gid} {outer_gid} 1")
-            if iso.read_only_mounts:
-                step = "isolate mounts"
-                _isolate_mounts(lib, plan.box, iso.hidden if plan.uid is not None else ())
-            step = "set rlimits"
-            for which, soft, hard in plan.rlimits:
-                resource.setrlimit(which, (soft, hard))
-            if plan.uid is not None:
-                step = "drop to the sandbox uid"
-                os.setgroups([])
-                os.setgid(plan.uid)
-                os.setuid(plan.uid)
-            step = "prctl"
-            _check(lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-            _check(lib.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0), "parent death signal")
-        except BaseException as exc:
-            os.write(plan.report_fd, f"{step}: {exc}".encode()[:2000])
-            raise
-
-    return setup
-
-
 # --- per-run cgroups (parent side) -------------------------------------------------------------
 
 def cgroup_bases() -> list[str]:
@@ -227,9 +119,9 @@ def cgroup_bases() -> list[str]:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if "pids" in controllers.split(","):
-            v1.append(os.path.join("/sys/fs/cgroup/pids", path.lstrip("/")))
+            v1.append(os.path.normpath(os.path.join("/sys/fs/cgroup/pids", path.lstrip("/"))))
         elif not controllers:
-            v2 += [os.path.join(mount, path.lstrip("/")) for mount in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")]
+            v2 += [os.path.normpath(os.path.join(mount, path.lstrip("/"))) for mount in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")]
     return [base for base in v1 + v2 if os.path.isdir(base)]
 
 
@@ -263,8 +155,6 @@ def cgroup_pids(path: str) -> list[int]:
 
 def kill_cgroup(path: str, attempts: int = 200) -> int:
     """SIGKILL every process left in the run's cgroup and remove it; how many were killed."""
-    import time
-
     killed = 0
     for _ in range(attempts):
         pids = cgroup_pids(path)
