@@ -18,7 +18,7 @@ def test_smollm2_runs_one_task_cleanly(tmp_path):
     config = EvaluationConfig(models=[str(embedded_model_dir())], output_dir=str(tmp_path / "eval"))
     options = RepoFixOptions(repofix_repos=["stdlib:textwrap"], repofix_kinds=["flip_operator"],
                              repofix_tasks_per_kind=1, repofix_max_tasks=1, repofix_max_turns=2,
-                             repofix_max_new_tokens=48, repofix_cache_dir=str(tmp_path / "cache"))
+                             repofix_max_new_tokens=16, repofix_max_observation_chars=1500, repofix_cache_dir=str(tmp_path / "cache"))
     prepared = REPO_FIX.prepare(config, options)
     assert len(prepared.tasks) == 1
     model = ModelUnderTest(parse_model_specs(config.models)[0], config)

@@ -168,7 +168,7 @@ def test_pytest_directory_repository_round_trip(tmp_path):
     repo = directory_repository(str(tmp_path / "calc_project"))
     assert repo.framework == "pytest" and repo.test_paths == ("tests/test_ops.py",)
     assert set(repo.source_paths) == {"calc/__init__.py", "calc/ops.py"}
-    settings = GenerationSettings(kinds=("flip_operator", "remove_loop"), tasks_per_kind=2, max_attempts_per_kind=6)
+    settings = GenerationSettings(kinds=("flip_operator",), tasks_per_kind=2, max_attempts_per_kind=4)
     task_set = generate_tasks([repo], settings, None)
     assert task_set.tasks and all(t.path == "calc/ops.py" for t in task_set.tasks)
     for task in task_set.tasks:
