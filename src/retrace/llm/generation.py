@@ -167,7 +167,8 @@ class HFTextGenerator:
                 output = self.model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=params.max_new_tokens,
                     num_return_sequences=params.n if params.temperature > 0 else 1, pad_token_id=pad,
-                    eos_token_id=self._stop_token_ids(), top_k=None, stopping_criteria=stopping, **sampling)
+                    eos_token_id=self._stop_token_ids(), top_k=None, stopping_criteria=stopping,
+                    use_cache=True, **sampling)  # trained checkpoints save use_cache=False
             new_tokens = output[:, width:]
             self.usage.requests += len(batch)
             self.usage.prompt_tokens += int(mask.sum())
