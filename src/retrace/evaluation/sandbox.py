@@ -123,6 +123,8 @@ def _candidates(root: bool) -> list[Isolation]:
         return [Isolation(root=root)]
     trees = iso.hidden_trees(iso.interpreter_trees() + [tempfile.gettempdir()])
     cgroup = next((base for base in iso.cgroup_bases() if iso.cgroup_base_usable(base)), None)
+    if cgroup is not None:
+        iso.remove_stale_cgroups(cgroup)
     if root:
         reachable = not trees  # the interpreter can be started by another uid without covering anything
         options = [Isolation(root, own_uid=True, network_namespace=True, read_only_mounts=True,

@@ -138,6 +138,19 @@ def cgroup_base_usable(base: str) -> bool:
         os.rmdir(probe)
 
 
+def remove_stale_cgroups(base: str) -> None:
+    """Remove empty per-run cgroups left by harness processes that are gone (e.g. killed mid-run)."""
+    for name in os.listdir(base):
+        parts = name.split("-")
+        if name.startswith("retrace-sandbox-") and len(parts) == 4 and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                kill_cgroup(os.path.join(base, name), attempts=2)
+            except PermissionError:
+                pass
+
+
 def make_cgroup(base: str, name: str, max_pids: int) -> str:
     path = os.path.join(base, name)
     os.mkdir(path)
