@@ -241,7 +241,7 @@ def _check_any_order(functions: list[dict[str, Any]], calls: list[Call], possibl
     matched: set[int] = set()
     for position, answer in enumerate(possible_answer):
         function = _function_named(functions, next(iter(answer)))
-        first_error = None
+        refusals = []
         for index, call in enumerate(calls):
             if index in matched:
                 continue
@@ -249,11 +249,11 @@ def _check_any_order(functions: list[dict[str, Any]], calls: list[Call], possibl
             if verdict.valid:
                 matched.add(index)
                 break
-            first_error = first_error or verdict
+            refusals.append(f"reply call {index}: {verdict.error_type}: {verdict.error}")
         else:
-            detail = f" (e.g. {first_error.error_type}: {first_error.error})" if first_error else ""
             return _reject("parallel_function_checker_no_order:cannot_find_match",
-                           f"no reply call matches expected call {position} ({function['name']}){detail}")
+                           f"no reply call matches expected call {position} ({function['name']}): "
+                           + "; ".join(refusals or ["every reply call is already matched"]))
     return ACCEPTED
 
 

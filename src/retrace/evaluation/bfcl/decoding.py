@@ -11,8 +11,9 @@ source text, and arithmetic on literals (`3*10**8`), which BFCL evaluates with `
 with a small evaluator of our own (bounded, so no reply can make it run long). Anything else is a
 `DecodeError` with the reason, which the task counts; nothing a model writes is executed.
 
-Where BFCL's decoder has an outright bug we do not copy it: unary `+5` stays 5 (BFCL negates it),
-and `not x` / `~x` are refused (BFCL negates their operand too).
+Where BFCL's decoder has an outright bug we do not copy it: unary `+5` stays 5 (BFCL negates it), and
+`not x` / `~x` become their source text (BFCL negates their operand too); either way the reply is a
+call, so irrelevance verdicts are BFCL's.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _value(node: ast.expr) -> Any:
 def _signed(node: ast.UnaryOp) -> Any:
     """`-3` or `+2.5`: a sign on a number literal (BFCL reads the operand's literal value, nothing else)."""
     if not isinstance(node.op, (ast.USub, ast.UAdd)):
-        raise DecodeError(f"unsupported unary operator in {ast.unparse(node)[:80]!r}")
+        return ast.unparse(node)
     operand = node.operand.value if isinstance(node.operand, ast.Constant) else None
     if not isinstance(operand, (int, float, complex)):  # bool is an int here, as in Python
         raise DecodeError(f"a sign on something that is not a number: {ast.unparse(node)[:80]!r}")
