@@ -39,6 +39,7 @@ class Task:
 TASK_MODULES = (
     "retrace.evaluation.heldout:HELDOUT_NLL",
     "retrace.evaluation.ruler:RULER",
+    "retrace.evaluation.humaneval:HUMANEVAL",
     "retrace.evaluation.repofix:REPO_FIX",
     "retrace.evaluation.decontamination:DECONTAMINATION",
 )
