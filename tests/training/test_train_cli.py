@@ -1,53 +1,126 @@
-"""train.py end to end on a tiny model: checkpoints, reload, provenance, wandb offline, automatic resume."""
+"""train.py end to end on a tiny model: kill and relaunch, reload and generate, provenance, wandb offline, LoRA."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "recipes" / "quickstart" / "train.yaml"
 
 
+def train_env(tmp_path: Path, extra: dict | None = None) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+            "TOKENIZERS_PARALLELISM": "false", **(extra or {})}
+
+
 def _train(tmp_path, *args, env_extra=None):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
-           "TOKENIZERS_PARALLELISM": "false", **(env_extra or {})}
     return subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(QUICKSTART), *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, env=train_env(tmp_path, env_extra), capture_output=True, text=True,
+                          timeout=300)
 
 
-def test_train_saves_reloads_and_resumes(tmp_path, tiny_model_dir, documents_dir):
+def _losses(output_dir: Path) -> dict[int, float]:
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path / "model.safetensors")
+
+
+def test_killed_run_relaunched_resumes_with_the_same_data_order(tmp_path, tiny_model_dir, documents_dir):
+    """SIGKILL after a checkpoint, relaunch: the same per-step losses and final weights as a run never killed."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    steps = 40
+    common = ["--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir), "--max_length", "32",
+              "--max_steps", str(steps), "--save_steps", "4", "--logging_steps", "1", "--learning_rate", "1e-3"]
+    straight = tmp_path / "straight"
+    whole = _train(tmp_path, *common, "--output_dir", str(straight), "--report_to", "wandb",
+                   "--wandb_project", "retrace-test")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    run = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--config", str(QUICKSTART), *common,
+                            "--output_dir", str(killed)], cwd=tmp_path, env=train_env(tmp_path),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (killed / "checkpoint-4" / "trainer_state.json").is_file():
+        assert run.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait(timeout=60) == -signal.SIGKILL
+    assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
+
+    again = _train(tmp_path, *common, "--output_dir", str(killed))
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed_from = int(again.stdout.split(f"resuming from {killed / 'checkpoint-'}")[1].split()[0])
+    assert 4 <= resumed_from < steps
+    straight_losses, killed_losses = _losses(straight), _losses(killed)
+    assert sorted(killed_losses) == list(range(1, steps + 1))
+    for step in range(resumed_from + 1, steps + 1):  # these batches were drawn by the relaunched process
+        assert killed_losses[step] == pytest.approx(straight_losses[step], rel=1e-5), step
+    final, reference = _weights(killed), _weights(straight)
+    for name, tensor in reference.items():
+        torch.testing.assert_close(final[name], tensor, rtol=1e-5, atol=1e-6)
+    base = _weights(tiny_model_dir)
+    assert not torch.allclose(reference["model.layers.0.mlp.up_proj.weight"], base["model.layers.0.mlp.up_proj.weight"])
+
+    # what a user gets: the saved model reloads and greedily generates; the run left its records
+    tokenizer = AutoTokenizer.from_pretrained(straight)
+    model = AutoModelForCausalLM.from_pretrained(straight).eval()
+    prompt = tokenizer("def add(x):", return_tensors="pt")
+    generated = model.generate(**prompt, max_new_tokens=5, do_sample=False)
+    assert generated.shape[1] == prompt["input_ids"].shape[1] + 5
+    for name in ("recipe.yaml", "run_info.json", "README.md", "train_results.json", "tokenizer.json"):
+        assert (straight / name).is_file(), name
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run"
+    results = json.loads((straight / "train_results.json").read_text())
+    assert results["train"]["num_input_tokens_seen"] == steps * 2 * 32
+    assert results["data"]["sources"]["documents"]["tokens"] == results["data"]["tokens"]
+    logged = [e for e in json.loads((straight / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert {"loss", "learning_rate", "num_input_tokens_seen", "tokens_per_second"} <= set(logged[1])
+    assert logged[0]["global_batch_sequences"] == 2 and logged[0]["global_batch_tokens"] == 64
+    assert all(e["tokens_per_second"] > 0 for e in logged[1:])
+    assert (straight / f"checkpoint-{steps}").is_dir() and not (straight / "checkpoint-36").exists()
+
+
+def test_lora_trains_and_reloads_as_adapter_and_merged(tmp_path, tiny_model_dir, documents_dir):
     from transformers import AutoModelForCausalLM
 
-    out = tmp_path / "model"
-    common = ["--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir),
-              "--max_length", "32", "--output_dir", str(out), "--save_steps", "3", "--logging_steps", "1",
-              "--report_to", "wandb", "--wandb_project", "retrace-test"]
-    first = _train(tmp_path, *common, "--max_steps", "3")
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert (out / "checkpoint-3" / "trainer_state.json").is_file()
-    for name in ("recipe.yaml", "run_info.json", "README.md", "train_results.json", "tokenizer.json"):
-        assert (out / name).is_file(), name
-    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run"
-    results = json.loads((out / "train_results.json").read_text())
-    assert results["train"]["num_input_tokens_seen"] == 3 * 2 * 32
-    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
-
-    second = _train(tmp_path, *common, "--max_steps", "5")
-    assert second.returncode == 0, second.stderr[-3000:]
-    log = second.stdout + second.stderr
-    assert f"resuming from {out / 'checkpoint-3'}" in log
-    state = json.loads((out / "trainer_state.json").read_text())
-    assert state["global_step"] == 5
-    steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
-    assert steps == [1, 2, 3, 4, 5]  # steps 1-3 come from the checkpoint, 4-5 from this run
-    assert (out / "checkpoint-5").is_dir() and not (out / "checkpoint-3").exists()  # save_total_limit: 1
+    out = tmp_path / "lora"
+    run = _train(tmp_path, "--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir),
+                 "--max_length", "32", "--max_steps", "3", "--save_steps", "3", "--learning_rate", "1e-2",
+                 "--output_dir", str(out), "--use_lora", "true", "--lora_r", "4", "--lora_alpha", "8",
+                 "--lora_target_modules", "q_proj", "v_proj")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
+    adapter = AutoModelForCausalLM.from_pretrained(out).eval()  # peft: base from adapter_config + adapter
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = torch.tensor([[5, 17, 300, 42, 9, 1000]])
+    with torch.no_grad():
+        adapted_logits, merged_logits, base_logits = (m(input_ids=ids).logits for m in (adapter, merged, base))
+    torch.testing.assert_close(merged_logits, adapted_logits, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(merged_logits, base_logits, atol=1e-3)
+    merged_weights, base_weights = merged.state_dict(), base.state_dict()
+    for name, tensor in base_weights.items():  # only the targeted projections changed
+        changed = not torch.equal(merged_weights[name], tensor)
+        assert changed == (name.endswith(("q_proj.weight", "v_proj.weight"))), name
+    assert "LoRA adapter" in (out / "README.md").read_text()
+    assert merged.generate(input_ids=ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
 
 
 def test_missing_documents_is_one_line_error(tmp_path, tiny_model_dir):
@@ -65,6 +138,7 @@ def test_gpu_recipes_parse_on_cpu(recipe):
             f"['--config', 'recipes/llama3-8b/{recipe}', '--use_cpu', 'true']); "
             "import json, os; assert os.path.isfile(t.deepspeed), t.deepspeed; "
             "assert json.load(open(t.deepspeed))['zero_optimization'].get('stage3_gather_16bit_weights_on_model_save') "
-            "in (True, None); print(t.per_device_train_batch_size * t.gradient_accumulation_steps * 8)")
+            "in (True, None); assert t.global_batch_tokens == t.global_batch_sequences * d.max_length; "
+            "print(t.per_device_train_batch_size * t.gradient_accumulation_steps * 8)")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

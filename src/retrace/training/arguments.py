@@ -101,7 +101,7 @@ class RetraceTrainingArguments(TrainingArguments):
     global_batch_sequences: int | None = field(default=None, metadata={
         "help": "The global batch the recipe was sized for, in sequences; a warning names any difference."})
     global_batch_tokens: int | None = field(default=None, metadata={
-        "help": "The same intent in tokens (sequences x max_length); checked against global_batch_sequences."})
+        "help": "The same intent in tokens (sequences x max_length); a warning names any difference."})
     include_num_input_tokens_seen: str | bool = field(default=True, metadata={
         "help": "Track tokens seen (logged as num_input_tokens_seen with train_tokens_per_second)."})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from typing import Any
 import datasets
 import transformers
 from transformers.integrations.deepspeed import unset_hf_deepspeed_config
-from transformers.trainer_utils import get_last_checkpoint
 
 from retrace.atomic import write_json, write_text
 from retrace.provenance import save_run_info
@@ -63,11 +63,25 @@ def check_documents(data_args: DataArguments, recipe: Recipe) -> None:
 
 
 def find_resume_checkpoint(training_args: RetraceTrainingArguments) -> str | None:
-    """The checkpoint to resume from: the one the recipe names, else the newest in output_dir, else None."""
+    """The checkpoint to resume from: the one the recipe names, else the newest complete one in output_dir.
+
+    The Trainer writes a checkpoint's files one by one and `trainer_state.json` last, so a run killed while
+    saving leaves a directory without it; that one is skipped (with a warning), and the previous complete
+    checkpoint, which the Trainer deletes only after the new one is whole, is used.
+    """
     if training_args.resume_from_checkpoint:
         return training_args.resume_from_checkpoint
-    if os.path.isdir(training_args.output_dir):
-        return get_last_checkpoint(training_args.output_dir)
+    if not os.path.isdir(training_args.output_dir):
+        return None
+    steps = {}
+    for entry in Path(training_args.output_dir).iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", entry.name)
+        if match and entry.is_dir():
+            steps[int(match.group(1))] = entry
+    for step in sorted(steps, reverse=True):
+        if (steps[step] / "trainer_state.json").is_file():
+            return str(steps[step])
+        logger.warning("skipping %s: it has no trainer_state.json (the run stopped while saving it)", steps[step])
     return None
 
 
@@ -90,10 +104,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
     if data_args.pretokenize_only:
         logger.info("pretokenize_only: %d packed sequences cached under %s", len(train_dataset), cache_root)
         return {"data": data_stats}
-    try:
-        global_batch = check_global_batch(training_args, data_args.max_length)
-    except ValueError as exc:
-        raise RecipeError(f"{exc} (recipe {recipe.path or 'none'})") from None
+    global_batch = check_global_batch(training_args, data_args.max_length)
     if training_args.max_steps > 0:
         planned = training_args.max_steps * global_batch * data_args.max_length
         logger.info("this run reads %d tokens (%.2f passes over the %d packed tokens)", planned,

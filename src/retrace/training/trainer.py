@@ -53,26 +53,27 @@ def realised_global_batch(args) -> int:
 
 
 def check_global_batch(args, max_length: int) -> int:
-    """Log the realised global batch; warn when the world size made it differ from the recipe's intent.
+    """Log the realised global batch; warn when it differs from the recipe's intent.
 
-    The recipe states the intent as `global_batch_sequences` and/or `global_batch_tokens`; when both are
-    given they must agree with `max_length` (a recipe error otherwise).
+    The recipe states the intent as `global_batch_sequences` and/or `global_batch_tokens`; each one given
+    is compared with the realised batch, and a warning names the gradient_accumulation_steps that would
+    meet it at this world size (a changed world size or an overridden max_length are the usual causes).
     """
     realised = realised_global_batch(args)
     logger.info("global batch: %d sequences x %d tokens = %d tokens (%d processes x %d per device x %d "
                 "accumulation)", realised, max_length, realised * max_length, args.world_size,
                 args.per_device_train_batch_size, args.gradient_accumulation_steps)
-    intended = args.global_batch_sequences
-    if args.global_batch_tokens is not None:
-        from_tokens = args.global_batch_tokens / max_length
-        if intended is not None and intended != from_tokens:
-            raise ValueError(f"global_batch_tokens {args.global_batch_tokens} is not global_batch_sequences "
-                             f"{intended} x max_length {max_length}")
-        intended = from_tokens
-    if intended and intended != realised:
-        per_step = args.per_device_train_batch_size * args.world_size
-        logger.warning("global batch is %d sequences (%d tokens) but the recipe was sized for %g (%d tokens): "
-                       "with %d processes set gradient_accumulation_steps to %g", realised,
-                       realised * max_length, intended, int(intended * max_length), args.world_size,
-                       intended / per_step)
+    per_step = args.per_device_train_batch_size * args.world_size
+    intents = []
+    if args.global_batch_sequences:
+        intents.append((args.global_batch_sequences, f"{args.global_batch_sequences} sequences"))
+    if args.global_batch_tokens:
+        intents.append((args.global_batch_tokens / max_length,
+                        f"{args.global_batch_tokens} tokens (= {args.global_batch_tokens / max_length:g} sequences "
+                        f"of {max_length})"))
+    for sequences, stated in intents:
+        if sequences != realised:
+            logger.warning("global batch is %d sequences (%d tokens) but the recipe was sized for %s: with %d "
+                           "processes set gradient_accumulation_steps to %g", realised, realised * max_length,
+                           stated, args.world_size, sequences / per_step)
     return realised
