@@ -56,17 +56,40 @@ def metric_table(rows: dict[str, dict[str, Any]], first_column: str = "model",
     return lines
 
 
+def _only_metrics(rows: dict[str, dict[str, Any]], keep: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """`rows` restricted to the tasks in `keep`, each to the metrics listed for it (all when the list is empty)."""
+    out = {}
+    for name, row in rows.items():
+        tasks = {task: {"metrics": {m: v for m, v in outcome["metrics"].items() if not keep[task] or m in keep[task]}}
+                 for task, outcome in row["tasks"].items() if task in keep}
+        out[name] = {"tasks": tasks}
+    return out
+
+
 def markdown_table(results: dict[str, Any]) -> str:
-    """One row per model, one column per task metric, then a line per task saying what was counted."""
-    lines = metric_table(results["models"])
+    """A headline table (each task's charted metrics), then one table per task with all its metrics.
+
+    One wide table of every metric is unreadable once RULER reports a column per task and length.
+    """
+    charts = results.get("charts", {})
+    rows = results["models"]
+    headline = {task: list(charts.get(task, {}).get("metrics", [])) for task in results["tasks"]}
+    headline = {task: metrics for task, metrics in headline.items() if metrics}
+    lines = metric_table(_only_metrics(rows, headline)) if headline else []
+    for task in results["tasks"]:
+        ran = [m for m in rows.values() if task in m["tasks"]]
+        metrics = {k for m in ran for k in m["tasks"][task]["metrics"]}
+        if not ran or (set(headline.get(task, [])) >= metrics and len(results["tasks"]) > 1):
+            continue  # every metric of this task is in the headline already
+        lines += ["", f"### {task}", ""] + metric_table(_only_metrics(rows, {task: []}))
     lines.append("")
     for task in results["tasks"]:
-        summaries = {m["tasks"][task]["details"].get("summary") for m in results["models"].values()
-                     if task in m["tasks"]}
+        summaries = {m["tasks"][task]["details"].get("summary") for m in rows.values() if task in m["tasks"]}
         for summary in sorted(s for s in summaries if s):
             lines.append(f"- {task}: {summary}")
-    lines.append("- nll: nats per token, token-weighted; ppl = exp(nll); lower is better. "
-                 "trajectory_gain = raw nll - trajectory nll (higher: the trajectory helps more).")
+    if "heldout_nll" in results["tasks"]:
+        lines.append("- nll: nats per token, token-weighted; ppl = exp(nll); lower is better. "
+                     "trajectory_gain = raw nll - trajectory nll (higher: the trajectory helps more).")
     return "\n".join(lines) + "\n"
 
 
@@ -79,8 +102,9 @@ def bar_chart(results: dict[str, Any], charts: dict[str, tuple[list[str], str]],
 
     models = list(results["models"])
     panels = [(task, metrics, label) for task, (metrics, label) in charts.items() if metrics]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(1.5 + 2.2 * max(1, len(models)) * max(
-        (len(m) for _, m, _ in panels), default=1) / 2, 3.8), squeeze=False)
+    panel_widths = [1.4 + 0.55 * max(1, len(models)) * len(m) for _, m, _ in panels] or [4.0]
+    fig, axes = plt.subplots(1, len(panel_widths), figsize=(sum(panel_widths), 3.8), squeeze=False,
+                             gridspec_kw={"width_ratios": panel_widths})
     width = 0.8 / max(1, len(models))
     for ax, (task, metrics, label) in zip(axes[0], panels):
         for k, name in enumerate(models):
