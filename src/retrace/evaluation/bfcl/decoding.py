@@ -2,8 +2,8 @@
 
 The rules follow BFCL's own prompting decoder (read in the `bfcl-eval` wheel, written anew here):
 the reply is stripped of backticks, newlines and spaces at both ends, wrapped in `[...]` where a
-bracket is missing, stripped of wrapping single quotes, and parsed as one Python expression whose
-elements must all be calls. A call's name is its dotted attribute path; only keyword arguments count
+bracket is missing (so a reply in quotes becomes a list holding a string: no call; BFCL's later strip
+of single quotes never applies), and parsed as one Python expression whose elements must all be calls. A call's name is its dotted attribute path; only keyword arguments count
 (positional ones are dropped, as BFCL drops them). Values: literals (`...` becomes the string "..."),
 negative numbers, lists, tuples, dicts, a bare name as its name string, a call without keywords as
 its source text, a call with keywords as a nested `{name: {param: value}}`, a subscript as its
