@@ -40,6 +40,7 @@ TASK_MODULES = (
     "retrace.evaluation.heldout:HELDOUT_NLL",
     "retrace.evaluation.ruler:RULER",
     "retrace.evaluation.humaneval:HUMANEVAL",
+    "retrace.evaluation.bfcl:BFCL",
     "retrace.evaluation.repofix:REPO_FIX",
     "retrace.evaluation.decontamination:DECONTAMINATION",
 )
