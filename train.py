@@ -7,12 +7,19 @@ Usage:
     # any recipe key can be overridden on the command line (CLI > YAML > default)
     python train.py --config recipes/quickstart/train.yaml --max_steps 5 --report_to wandb
 
+    # LoRA adapters instead of all weights (the adapter and a merged copy under <output_dir>/merged)
+    python train.py --config recipes/quickstart/train.yaml --use_lora true --lora_r 16
+
+    # DeepSpeed on one machine, CPU or GPU (ZeRO-2, ZeRO-3, ZeRO-3 with optimizer offload)
+    deepspeed --num_gpus 1 train.py --config recipes/quickstart/train.yaml --deepspeed recipes/deepspeed/zero2.json
+
     # the paper's setting: Llama-3-8B-Instruct, 64k context, bf16, ZeRO-3, FlashAttention-2, 8 GPUs
     deepspeed --num_gpus 8 train.py --config recipes/llama3-8b/cpt_64k_zero3.yaml
 
-    # several nodes: a DeepSpeed hostfile ("node1 slots=8" per line), run from the first node
-    deepspeed --hostfile hostfile --num_nodes 4 --num_gpus 8 train.py \
-        --config recipes/llama3-8b/cpt_64k_zero3.yaml --gradient_accumulation_steps 1
+    # several nodes: a DeepSpeed hostfile ("node1 slots=8" per line), run from the first node;
+    # 4 nodes x 8 GPUs keep the recipe's 64-sequence global batch with 2 accumulation steps
+    deepspeed --hostfile hostfile --num_nodes 4 --num_gpus 8 --master_addr node1 train.py \
+        --config recipes/llama3-8b/cpt_64k_zero3.yaml --gradient_accumulation_steps 2
 
     # or with accelerate (the DeepSpeed JSON is named by the recipe's `deepspeed` key)
     accelerate launch --num_processes 8 train.py --config recipes/llama3-8b/cpt_64k_zero3.yaml
@@ -21,8 +28,11 @@ Usage:
     # (on a machine without a GPU add --use_cpu true; the model is not loaded)
     python train.py --config recipes/llama3-8b/cpt_64k_zero3.yaml --pretokenize_only true
 
-A relaunch with the same output_dir resumes from its newest checkpoint. Outputs: checkpoints, the final
-model and tokenizer, README.md (model card), train_results.json, recipe.yaml and run_info.json.
+Data is `documents` (exported trajectories) or a `mixture` of sources by weight or token budget (exported
+documents, parquet/JSONL tables with a text column, hub datasets): see docs/training.md. A relaunch with
+the same output_dir resumes from its newest complete checkpoint. Outputs: checkpoints, the final model and
+tokenizer, README.md (model card with the realised mixture), train_results.json, recipe.yaml and
+run_info.json.
 """
 
 from __future__ import annotations

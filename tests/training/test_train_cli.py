@@ -88,7 +88,9 @@ def test_killed_run_relaunched_resumes_with_the_same_data_order(tmp_path, tiny_m
         assert (straight / name).is_file(), name
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline wandb run"
     results = json.loads((straight / "train_results.json").read_text())
-    assert results["train"]["num_input_tokens_seen"] == steps * 2 * 32
+    packs = results["data"]["sequences"]  # 11: an epoch is 5 batches of 2 and one of 1
+    epochs, rest = divmod(steps, -(-packs // 2))
+    assert results["train"]["num_input_tokens_seen"] == (epochs * packs + rest * 2) * 32
     assert results["data"]["sources"]["documents"]["tokens"] == results["data"]["tokens"]
     logged = [e for e in json.loads((straight / "trainer_state.json").read_text())["log_history"] if "loss" in e]
     assert {"loss", "learning_rate", "num_input_tokens_seen", "tokens_per_second"} <= set(logged[1])
@@ -142,3 +144,24 @@ def test_gpu_recipes_parse_on_cpu(recipe):
             "print(t.per_device_train_batch_size * t.gradient_accumulation_steps * 8)")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_llama3_ablations_differ_only_in_the_repository_source():
+    """Raw-Repos and no-search change the repository share's data and nothing else (same mix, schedule, seed)."""
+    import yaml
+
+    recipes = {name: yaml.safe_load((REPO / "recipes" / "llama3-8b" / f"{name}.yaml").read_text())
+               for name in ("cpt_64k_zero3", "cpt_64k_raw_repos", "cpt_64k_no_search")}
+    paper = recipes["cpt_64k_zero3"]
+    weights = {name: source["weight"] for name, source in paper["mixture"].items()}
+    assert sum(weights.values()) == pytest.approx(1.0) and weights["trajectories"] == 0.30
+    assert paper["mixture_total_tokens"] == paper["max_steps"] * paper["global_batch_tokens"]
+    assert paper["global_batch_tokens"] == paper["global_batch_sequences"] * paper["max_length"]
+    for name in ("cpt_64k_raw_repos", "cpt_64k_no_search"):
+        recipe = recipes[name]
+        changed = {key for key in paper.keys() | recipe.keys() if paper.get(key) != recipe.get(key)}
+        assert changed == {"mixture", "output_dir", "run_name"}, (name, changed)
+        ours, theirs = dict(paper["mixture"]), dict(recipe["mixture"])
+        repository = ours.pop("trajectories")
+        other = theirs.pop("repositories" if name.endswith("raw_repos") else "trajectories")
+        assert ours == theirs and other["weight"] == repository["weight"] and other["path"] != repository["path"]

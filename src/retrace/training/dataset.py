@@ -102,14 +102,16 @@ def _append(out: dict[str, list], ids: list[int], labels: list[int]) -> None:
     out["num_trained"].append(sum(label != IGNORE_INDEX for label in labels))
 
 
-def _tokenize_source(rows: Dataset, spec: SourceSpec, tokenizer: Any, data_args: DataArguments) -> Dataset:
+def _tokenize_source(rows: Dataset, spec: SourceSpec, tokenizer: Any, data_args: DataArguments,
+                     scratch: Path) -> Dataset:
     bos_id = bos_id_for(tokenizer, data_args.add_bos)
     if "ids" in rows.column_names:
         function, kwargs = _ids_batch, {"eos_id": tokenizer.eos_token_id, "bos_id": bos_id, "train": spec.train}
     else:
         function, kwargs = _tokenize_batch, {"tokenizer": tokenizer, "bos_id": bos_id}
     return rows.map(function, batched=True, batch_size=64, num_proc=data_args.preprocessing_num_workers,
-                    remove_columns=rows.column_names, desc=f"tokenising {spec.name}", fn_kwargs=kwargs)
+                    remove_columns=rows.column_names, desc=f"tokenising {spec.name}", fn_kwargs=kwargs,
+                    cache_file_name=str(scratch / f"{spec.name}-tokens.arrow"))
 
 
 def _packs(rows: Dataset, max_length: int, pad_id: int, separate_documents: bool):
@@ -132,7 +134,7 @@ def build_packed_dataset(data_args: DataArguments, tokenizer: Any, cache_root: s
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{key}-") as scratch:
         tokenized = {spec.name: _tokenize_source(load_source_rows(spec, Path(scratch), hub.get(spec.name)),
-                                                 spec, tokenizer, data_args) for spec in specs}
+                                                 spec, tokenizer, data_args, Path(scratch)) for spec in specs}
         lengths = {name: np.asarray(rows["num_tokens"], dtype=np.int64) for name, rows in tokenized.items()}
         available = {}
         for spec in specs:

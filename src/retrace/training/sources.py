@@ -173,7 +173,7 @@ def load_source_rows(spec: SourceSpec, scratch: Path, hub_dataset: Dataset | Non
             raise ValueError(f"mixture source '{spec.name}' mixes JSON and parquet files; use one format")
         table = load_dataset(builder, data_files=[str(f) for f in files], split="train",
                              cache_dir=str(scratch / spec.name))
-    return _normalise(table, spec)
+    return _normalise(table, spec, scratch)
 
 
 def _exported_documents(files: list[str]):
@@ -189,8 +189,10 @@ def _exported_documents(files: list[str]):
                 yield {"texts": [s.text for s in doc.segments], "train": [s.train for s in doc.segments]}
 
 
-def _normalise(table: Dataset, spec: SourceSpec) -> Dataset:
+def _normalise(table: Dataset, spec: SourceSpec, scratch: Path) -> Dataset:
+    # Written under the run's scratch directory, not the hub cache: the copy is needed only until packing.
     columns = table.column_names
+    cache = {"cache_file_name": str(scratch / f"{spec.name}-rows.arrow")}
     if spec.input_ids_field:
         _require(spec, spec.input_ids_field, columns)
         return table.select_columns([spec.input_ids_field]).rename_column(spec.input_ids_field, "ids")
@@ -199,11 +201,11 @@ def _normalise(table: Dataset, spec: SourceSpec) -> Dataset:
         train = spec.train
         return table.map(lambda batch: {"texts": [[t] for t in batch[spec.text_field]],
                                         "train": [[train] for _ in batch[spec.text_field]]},
-                         batched=True, remove_columns=columns, desc=f"reading {spec.name}")
+                         batched=True, remove_columns=columns, desc=f"reading {spec.name}", **cache)
     _require(spec, "segments", columns)
     return table.map(lambda batch: {"texts": [[s["text"] for s in segs] for segs in batch["segments"]],
                                     "train": [[bool(s["train"]) for s in segs] for segs in batch["segments"]]},
-                     batched=True, remove_columns=columns, desc=f"reading {spec.name}")
+                     batched=True, remove_columns=columns, desc=f"reading {spec.name}", **cache)
 
 
 def _require(spec: SourceSpec, column: str, columns: list[str]) -> None:
