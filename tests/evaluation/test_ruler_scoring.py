@@ -50,6 +50,10 @@ def test_fitter_finds_the_largest_amount_at_or_under_the_target():
     assert (fit.amount, fit.tokens) == (323, 999)
     assert fit.prompt == render(323)
     assert fit_amount(render, count, target=1000, min_tokens=980, start=5000).amount == 323
+    assert fit.probes <= 8  # secant steps land next to the answer: few whole-prompt tokenizations
+    for target in range(40, 400, 7):  # every target, from below and above, lands on the exact answer
+        for start in (1, 10, 10_000):
+            assert fit_amount(render, count, target, min_tokens=target - 2, start=start).amount == (target - 30) // 3
 
 
 def test_fitter_refuses_too_short_targets_coarse_steps_and_exhausted_filler():
