@@ -36,7 +36,9 @@ quickstart: install
 		--documents $(RUN_DIR)/synth/baselines/raw_repos
 	$(PY) evaluate.py --config recipes/quickstart/evaluate.yaml --output_dir $(RUN_DIR)/eval \
 		--models base=~/.cache/retrace/models/SmolLM2-135M-Instruct raw-repos=$(RUN_DIR)/model-raw \
-		trajectories=$(RUN_DIR)/model --heldout $(RUN_DIR)/synth/heldout
+		trajectories=$(RUN_DIR)/model --heldout $(RUN_DIR)/synth/heldout \
+		--decontamination_documents raw-repos=$(RUN_DIR)/synth/baselines/raw_repos \
+		trajectories=$(RUN_DIR)/synth/documents
 	@echo "quickstart done: trajectories and documents in $(RUN_DIR)/synth, models in $(RUN_DIR)/model"
 	@echo "(trajectories) and $(RUN_DIR)/model-raw (Raw-Repos baseline), results in $(RUN_DIR)/eval"
 	@echo "(results.md, results.json, results.png)"
