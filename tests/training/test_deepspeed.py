@@ -5,8 +5,9 @@ JSONs unchanged: on CPU their "auto" values resolve to fp32 (bf16/fp16 off), the
 runs under ZeRO-2/3, and the offload config gets DeepSpeed's CPU Adam (its C++ op compiles on first use,
 ~45 s, cached in TORCH_EXTENSIONS_DIR, like the shared-memory communication op every config needs).
 Each run trains 2 steps, saves, is relaunched to resume to 4, and the saved model must load with
-`from_pretrained` to the same weights as a plain 4-step run without DeepSpeed (so nothing was lost to
-ZeRO-3 partitioning on save). ZeRO-2 is in the default suite; the other two are `slow`.
+`from_pretrained` to the same weights (and the run log the same losses) as the plain reference run
+without DeepSpeed after the same 4 steps (so nothing was lost to ZeRO-3 partitioning on save or to the
+resume). ZeRO-2 is in the default suite; the other two are `slow`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .test_train_cli import QUICKSTART, REPO, train_env
+from .conftest import REPO, reference_args, train_env
 
 DEEPSPEED = Path(sys.executable).with_name("deepspeed")
 
@@ -32,29 +33,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _args(model_dir, documents_dir, output_dir, max_steps):
-    return ["--config", str(QUICKSTART), "--model_name_or_path", str(model_dir), "--documents", str(documents_dir),
-            "--max_length", "32", "--output_dir", str(output_dir), "--max_steps", str(max_steps),
-            "--save_steps", "2", "--logging_steps", "1", "--learning_rate", "1e-3", "--disable_tqdm", "true"]
-
-
 def _run(command, tmp_path):
     result = subprocess.run(command, cwd=tmp_path, env=train_env(tmp_path), capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
     return result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def plain_run(tmp_path_factory, tiny_model_dir):
-    """The same 4 steps without DeepSpeed: the reference weights and losses."""
-    from .conftest import make_documents, write_documents
-
-    tmp_path = tmp_path_factory.mktemp("plain")
-    documents = write_documents(tmp_path / "documents" / "a.jsonl", make_documents()).parent
-    out = tmp_path / "model"
-    _run([sys.executable, str(REPO / "train.py"), *_args(tiny_model_dir, documents, out, 4)], tmp_path)
-    return documents, out
 
 
 def _losses(output_dir: Path) -> list[float]:
@@ -65,16 +48,16 @@ def _losses(output_dir: Path) -> list[float]:
 @pytest.mark.skipif(not DEEPSPEED.exists() or shutil.which("gcc") is None, reason="needs deepspeed and gcc")
 @pytest.mark.parametrize("config", ["zero2", pytest.param("zero3", marks=pytest.mark.slow),
                                     pytest.param("zero3_offload", marks=pytest.mark.slow)])
-def test_deepspeed_trains_saves_reloads_and_resumes(tmp_path, tiny_model_dir, plain_run, config):
+def test_deepspeed_trains_saves_reloads_and_resumes(tmp_path, tiny_model_dir, reference_run, config):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    documents, plain = plain_run
+    _, documents, plain = reference_run
     out = tmp_path / config
 
     def launch(max_steps):
         return [str(DEEPSPEED), "--num_gpus", "1", "--master_port", str(_free_port()), str(REPO / "train.py"),
-                *_args(tiny_model_dir, documents, out, max_steps),
+                *reference_args(tiny_model_dir, documents, out, max_steps), "--save_steps", "2",
                 "--deepspeed", str(REPO / "recipes" / "deepspeed" / f"{config}.json")]
 
     _run(launch(2), tmp_path)
@@ -82,11 +65,11 @@ def test_deepspeed_trains_saves_reloads_and_resumes(tmp_path, tiny_model_dir, pl
     log = _run(launch(4), tmp_path)
     assert f"resuming from {out / 'checkpoint-2'}" in log
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
-    assert _losses(out) == pytest.approx(_losses(plain), rel=1e-4)
+    assert _losses(out) == pytest.approx(_losses(plain)[:4], rel=1e-4)
 
     reloaded = AutoModelForCausalLM.from_pretrained(out).state_dict()
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
-    reference = load_file(plain / "model.safetensors")
+    reference = load_file(plain / "checkpoint-4" / "model.safetensors")  # the plain run after the same 4 steps
     assert reloaded.keys() == base.keys()
     for name, tensor in reloaded.items():
         assert tensor.shape == base[name].shape and tensor.numel() > 0, name  # not ZeRO-3's empty placeholders

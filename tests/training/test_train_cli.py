@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,14 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "recipes" / "quickstart" / "train.yaml"
-
-
-def train_env(tmp_path: Path, extra: dict | None = None) -> dict:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
-            "TOKENIZERS_PARALLELISM": "false", **(extra or {})}
+from .conftest import QUICKSTART, REFERENCE_STEPS, REPO, reference_args, train_env
 
 
 def _train(tmp_path, *args, env_extra=None):
@@ -40,22 +32,16 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(path / "model.safetensors")
 
 
-def test_killed_run_relaunched_resumes_with_the_same_data_order(tmp_path, tiny_model_dir, documents_dir):
+def test_killed_run_relaunched_resumes_with_the_same_data_order(tiny_model_dir, reference_run):
     """SIGKILL after a checkpoint, relaunch: the same per-step losses and final weights as a run never killed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    steps = 40
-    common = ["--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir), "--max_length", "32",
-              "--max_steps", str(steps), "--save_steps", "4", "--logging_steps", "1", "--learning_rate", "1e-3"]
-    straight = tmp_path / "straight"
-    whole = _train(tmp_path, *common, "--output_dir", str(straight), "--report_to", "wandb",
-                   "--wandb_project", "retrace-test")
-    assert whole.returncode == 0, whole.stderr[-3000:]
-
+    tmp_path, documents, straight = reference_run
+    steps = REFERENCE_STEPS
     killed = tmp_path / "killed"
-    run = subprocess.Popen([sys.executable, str(REPO / "train.py"), "--config", str(QUICKSTART), *common,
-                            "--output_dir", str(killed)], cwd=tmp_path, env=train_env(tmp_path),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, str(REPO / "train.py"), *reference_args(tiny_model_dir, documents, killed, steps)]
+    run = subprocess.Popen(command, cwd=tmp_path, env=train_env(tmp_path), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not (killed / "checkpoint-4" / "trainer_state.json").is_file():
         assert run.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
@@ -64,7 +50,8 @@ def test_killed_run_relaunched_resumes_with_the_same_data_order(tmp_path, tiny_m
     assert run.wait(timeout=60) == -signal.SIGKILL
     assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
 
-    again = _train(tmp_path, *common, "--output_dir", str(killed))
+    again = subprocess.run(command, cwd=tmp_path, env=train_env(tmp_path), capture_output=True, text=True,
+                           timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed_from = int(again.stdout.split(f"resuming from {killed / 'checkpoint-'}")[1].split()[0])
     assert 4 <= resumed_from < steps
@@ -96,7 +83,6 @@ def test_killed_run_relaunched_resumes_with_the_same_data_order(tmp_path, tiny_m
     assert {"loss", "learning_rate", "num_input_tokens_seen", "tokens_per_second"} <= set(logged[1])
     assert logged[0]["global_batch_sequences"] == 2 and logged[0]["global_batch_tokens"] == 64
     assert all(e["tokens_per_second"] > 0 for e in logged[1:])
-    assert (straight / f"checkpoint-{steps}").is_dir() and not (straight / "checkpoint-36").exists()
 
 
 def test_lora_trains_and_reloads_as_adapter_and_merged(tmp_path, tiny_model_dir, documents_dir):
@@ -132,18 +118,23 @@ def test_missing_documents_is_one_line_error(tmp_path, tiny_model_dir):
     assert run.stderr.strip().splitlines()[-1].startswith("error: key 'documents': path does not exist")
 
 
-@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes" / "llama3-8b").glob("*.yaml")))
-def test_gpu_recipes_parse_on_cpu(recipe):
+def test_gpu_recipes_parse_on_cpu():
     """GPU recipes (bf16, DeepSpeed) parse here when told to use the CPU, which is all a CPU machine can check."""
-    code = ("from retrace.recipe import parse_recipe; from retrace.training import *; "
-            "m, d, t, r = parse_recipe((ModelArguments, DataArguments, RetraceTrainingArguments), "
-            f"['--config', 'recipes/llama3-8b/{recipe}', '--use_cpu', 'true']); "
-            "import json, os; assert os.path.isfile(t.deepspeed), t.deepspeed; "
-            "assert json.load(open(t.deepspeed))['zero_optimization'].get('stage3_gather_16bit_weights_on_model_save') "
-            "in (True, None); assert t.global_batch_tokens == t.global_batch_sequences * d.max_length; "
-            "print(t.per_device_train_batch_size * t.gradient_accumulation_steps * 8)")
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
+    recipes = sorted(str(p.relative_to(REPO)) for p in (REPO / "recipes" / "llama3-8b").glob("*.yaml"))
+    code = ("import json, os, sys; from retrace.recipe import parse_recipe; from retrace.training import *\n"
+            "from retrace.training.dataset import training_sources\n"
+            "for recipe in sys.argv[1:]:\n"
+            "    m, d, t, r = parse_recipe((ModelArguments, DataArguments, RetraceTrainingArguments), "
+            "['--config', recipe, '--use_cpu', 'true'])\n"
+            "    zero = json.load(open(t.deepspeed))['zero_optimization']\n"
+            "    assert zero['stage'] == 3 and zero['stage3_gather_16bit_weights_on_model_save'], recipe\n"
+            "    assert t.per_device_train_batch_size * t.gradient_accumulation_steps * 8 == t.global_batch_sequences\n"
+            "    assert t.global_batch_tokens == t.global_batch_sequences * d.max_length == 64 * 65536\n"
+            "    assert m.attn_implementation == 'flash_attention_2' and t.bf16 and d.max_length == 65536\n"
+            "    assert len(training_sources(d)) == 10, recipe\n")
+    run = subprocess.run([sys.executable, "-c", code, *recipes], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert len(recipes) == 3 and run.returncode == 0, run.stderr[-2000:]
 
 
 def test_llama3_ablations_differ_only_in_the_repository_source():
