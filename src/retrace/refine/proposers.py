@@ -100,7 +100,8 @@ class ChatProposer:
     def plan_conversation(self, request: PlanRequest) -> list[dict[str, str]]:
         files = "\n".join(_plan_facts_line(path, request.facts.get(path) or {}) for path in request.skeleton.paths)
         user = self.plan_template.format(repo=request.repo, requirements=request.requirements,
-                                         files=files[:self.facts_chars], incumbent=request.incumbent)
+                                         files=files[:self.facts_chars], incumbent=request.incumbent,
+                                         first_path=request.skeleton.paths[0] if request.skeleton.paths else "")
         return [{"role": "system", "content": self.plan_system}, {"role": "user", "content": user}]
 
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]:
