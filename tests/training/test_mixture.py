@@ -70,7 +70,8 @@ def test_budget_plan_by_weight_total_or_scarcest_source():
 @pytest.mark.parametrize("bad, message", [
     ({"a": {"path": "x", "weight": 1}, "b": {"path": "y"}}, "need a weight or a tokens budget"),
     ({"a": {"path": "x", "weight": 1}, "b": {"path": "y", "tokens": 5}}, "either by weight"),
-    ({"a": {"weight": 1}}, "exactly one of 'path'"),
+    ({"a": {"path": "x", "dataset": "y"}}, "both 'path'"),
+    ({"a": {"weight": 1}, "b": {"weight": 1}}, "only one source may stand for"),
     ({"a": {"path": "x", "wieght": 1}}, "unknown key"),
     ({"a": {"path": "x", "weight": -1}}, "positive"),
 ])
@@ -152,5 +153,19 @@ def test_pretokenised_source_and_untrained_text(tmp_path, tokenizer, documents_d
 
 def test_documents_and_mixture_together_is_refused(tmp_path, documents_dir, tokenizer):
     args = DataArguments(documents=[str(documents_dir)], mixture={"a": {"path": str(documents_dir)}})
-    with pytest.raises(ValueError, match="either 'documents'"):
+    with pytest.raises(ValueError, match="no mixture source reads the documents"):
         build_packed_dataset(args, tokenizer, tmp_path / "cache")
+    cleared = DataArguments(documents=[""], mixture={"a": {"path": str(documents_dir)}})
+    assert cleared.documents == [] and build_packed_dataset(cleared, tokenizer, tmp_path / "cache")[1]["documents"] == 3
+
+
+def test_a_pathless_mixture_source_reads_the_documents_key(tmp_path, documents_dir, tokenizer):
+    text = _text_table(tmp_path / "text.jsonl")
+    args = DataArguments(documents=[str(documents_dir)], max_length=32, mixture_total_tokens=600,
+                         mixture={"trajectories": {"weight": 1}, "text": {"path": str(text), "text_field": "text",
+                                                                          "weight": 1}})
+    _, stats = build_packed_dataset(args, tokenizer, tmp_path / "cache")
+    assert stats["sources"]["trajectories"]["spec"]["path"] == [str(documents_dir)]
+    assert stats["sources"]["trajectories"]["trained_tokens"] < stats["sources"]["trajectories"]["tokens"]
+    with pytest.raises(ValueError, match="'documents' is empty"):
+        build_packed_dataset(DataArguments(mixture={"t": {"weight": 1}}), tokenizer, tmp_path / "cache")

@@ -85,14 +85,24 @@ def test_killed_run_relaunched_resumes_with_the_same_data_order(tiny_model_dir, 
     assert all(e["tokens_per_second"] > 0 for e in logged[1:])
 
 
-def test_lora_trains_and_reloads_as_adapter_and_merged(tmp_path, tiny_model_dir, documents_dir):
+def test_lora_on_a_pretokenised_mixture_trains_and_reloads(tmp_path, tiny_model_dir, documents_dir):
+    """A mixture packed once by --pretokenize_only, then LoRA training that loads those packs; adapter + merged reload."""
     from transformers import AutoModelForCausalLM
 
+    text = tmp_path / "text.jsonl"
+    text.write_text("".join(json.dumps({"text": f"Note {i}: the mill by the river. " * 3}) + "\n" for i in range(30)))
+    # the trajectories source has no path: it reads --documents, as a recipe's documents would be mixed
+    mixture = json.dumps({"trajectories": {"weight": 0.6},
+                          "general": {"path": str(text), "text_field": "text", "weight": 0.4}})
     out = tmp_path / "lora"
-    run = _train(tmp_path, "--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir),
-                 "--max_length", "32", "--max_steps", "3", "--save_steps", "3", "--learning_rate", "1e-2",
-                 "--output_dir", str(out), "--use_lora", "true", "--lora_r", "4", "--lora_alpha", "8",
-                 "--lora_target_modules", "q_proj", "v_proj")
+    common = ["--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir), "--mixture", mixture,
+              "--max_length", "32", "--output_dir", str(out)]
+    packed = _train(tmp_path, *common, "--pretokenize_only", "true")
+    assert packed.returncode == 0, packed.stderr[-3000:]
+    assert not (out / "config.json").exists()  # no model was trained or saved
+    run = _train(tmp_path, *common, "--max_steps", "3", "--save_steps", "3", "--learning_rate", "1e-2",
+                 "--use_lora", "true", "--lora_r", "4", "--lora_alpha", "8", "--lora_target_modules", "q_proj", "v_proj")
+    assert "loading packed data from" in run.stdout + run.stderr
     assert run.returncode == 0, run.stderr[-3000:]
     assert (out / "adapter_config.json").is_file() and not (out / "model.safetensors").exists()
     adapter = AutoModelForCausalLM.from_pretrained(out).eval()  # peft: base from adapter_config + adapter
@@ -107,7 +117,10 @@ def test_lora_trains_and_reloads_as_adapter_and_merged(tmp_path, tiny_model_dir,
     for name, tensor in base_weights.items():  # only the targeted projections changed
         changed = not torch.equal(merged_weights[name], tensor)
         assert changed == (name.endswith(("q_proj.weight", "v_proj.weight"))), name
-    assert "LoRA adapter" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "LoRA adapter" in card and "## Data mixture (realised)" in card and "| general | 0.4 |" in card
+    sources = json.loads((out / "train_results.json").read_text())["data"]["sources"]
+    assert sources.keys() == {"trajectories", "general"}
     assert merged.generate(input_ids=ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
 
 

@@ -84,6 +84,7 @@ class DataArguments:
             raise ValueError(f"max_length must be at least 2, got {self.max_length}")
         if isinstance(self.documents, str):
             self.documents = [self.documents]
+        self.documents = [d for d in self.documents if d]  # `--documents ''` clears a recipe's documents
         if isinstance(self.mixture, dict):  # built in code rather than parsed from a recipe
             self.mixture = json.dumps(self.mixture)
         from retrace.training.sources import parse_mixture

@@ -46,11 +46,25 @@ STATS_FILE = "packing_stats.json"
 
 
 def training_sources(data_args: DataArguments) -> list[SourceSpec]:
-    """The recipe's sources: its `mixture`, or the `documents` key as one source used whole."""
+    """The recipe's sources: its `mixture`, or the `documents` key as one source used whole.
+
+    In a mixture, the one source without `path` or `dataset` reads the `documents` key, so a recipe's
+    documents (or a `--documents` override) can be mixed without repeating the path.
+    """
     specs = parse_mixture(data_args.mixture)
-    if specs and data_args.documents:
-        raise ValueError("give either 'documents' (one source, used whole) or 'mixture', not both")
-    return specs or [documents_source(data_args.documents, data_args.max_documents)]
+    if not specs:
+        return [documents_source(data_args.documents, data_args.max_documents)]
+    pathless = [s for s in specs if s.path is None and s.dataset is None]
+    if pathless and not data_args.documents:
+        raise ValueError(f"mixture source '{pathless[0].name}' has no 'path' or 'dataset' and 'documents' is "
+                         "empty: give it a path, or name the documents")
+    if data_args.documents and not pathless:
+        raise ValueError("both 'documents' and 'mixture' are set but no mixture source reads the documents: "
+                         "leave 'path' out of the source that should (it then reads 'documents'), or clear "
+                         "documents with --documents ''")
+    for spec in pathless:
+        spec.path = list(data_args.documents)
+    return specs
 
 
 def bos_id_for(tokenizer: Any, rule: str) -> int | None:

@@ -80,8 +80,8 @@ def parse_mixture(raw: str | dict | None) -> list[SourceSpec]:
         if unknown:
             raise ValueError(f"mixture source '{name}': unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
         spec = SourceSpec(name=str(name), **entry)
-        if (spec.path is None) == (spec.dataset is None):
-            raise ValueError(f"mixture source '{name}' needs exactly one of 'path' (local) or 'dataset' (hub id)")
+        if spec.path is not None and spec.dataset is not None:
+            raise ValueError(f"mixture source '{name}' gives both 'path' (local) and 'dataset' (hub id); give one")
         if spec.text_field and spec.input_ids_field:
             raise ValueError(f"mixture source '{name}': give text_field or input_ids_field, not both")
         if spec.weight is not None and spec.weight <= 0 or spec.tokens is not None and spec.tokens <= 0:
@@ -89,6 +89,10 @@ def parse_mixture(raw: str | dict | None) -> list[SourceSpec]:
         if spec.weight is not None and spec.tokens is not None:
             raise ValueError(f"mixture source '{name}': give weight or tokens, not both")
         specs.append(spec)
+    pathless = [s.name for s in specs if s.path is None and s.dataset is None]
+    if len(pathless) > 1:
+        raise ValueError(f"mixture sources {pathless} have no 'path' or 'dataset'; only one source may stand for "
+                         "the 'documents' key")
     budgeted = [s.weight is not None or s.tokens is not None for s in specs]
     if len(specs) > 1 and not all(budgeted):
         missing = [s.name for s, b in zip(specs, budgeted) if not b]
