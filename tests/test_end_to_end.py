@@ -46,7 +46,9 @@ def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     result = run_script("evaluate.py", "--config", "recipes/quickstart/evaluate.yaml", "--output_dir",
                         str(evaluation), "--models", f"base={tiny_llama_dir}", f"trained={model}",
                         "--heldout", str(synth / "heldout"), "--max_files", "3", "--max_context_tokens", "128",
-                        "--max_target_tokens_per_file", "64", "--max_chunk_tokens", "64")
+                        "--max_target_tokens_per_file", "64", "--max_chunk_tokens", "64",
+                        "--tasks", "heldout_nll", "decontamination",
+                        "--decontamination_documents", f"trained={synth / 'documents'}")
     results = json.loads((evaluation / "results.json").read_text())
     table = (evaluation / "results.md").read_text()
     assert "base" in table and "trained" in table and "| base" in result.stdout

@@ -79,8 +79,11 @@ def test_metrics_are_token_weighted(tiny_model_dir, heldout_dir):
 
 
 def test_quickstart_recipe_parses():
-    config, recipe = parse_recipe([EvaluationConfig], ["--config", str(QUICKSTART)])
-    assert config.tasks == ["heldout_nll"] and set(config.contexts) == {"trajectory", "raw"}
+    from retrace.evaluation import task_option_types
+
+    config, *_, recipe = parse_recipe([EvaluationConfig, *task_option_types()], ["--config", str(QUICKSTART)])
+    assert config.tasks[0] == "heldout_nll" and set(config.contexts) == {"trajectory", "raw"}
+    assert {"ruler", "humaneval", "bfcl", "repo_fix", "decontamination"} <= set(config.tasks)
     assert config.max_files > 0 and config.max_target_tokens_per_file > 0  # sized for a CPU
     assert recipe.path == str(QUICKSTART)
 
