@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test test-deps test-slow lint bench clean
+.PHONY: install quickstart test test-deps test-slow test-gpu lint bench clean
 
 install: $(STAMP)
 
@@ -53,6 +53,11 @@ test: install test-deps
 
 test-slow: install
 	$(PY) -m pytest -m slow -q
+
+# On a machine with a CUDA GPU (flash-attn from requirements-gpu.txt for the FlashAttention-2 half):
+# train.py in bf16 with sdpa and FA2, DeepSpeed ZeRO-3 on CUDA, and the 8B-shaped benchmark at 8k.
+test-gpu: install
+	$(PY) -m pytest -m gpu -q -rs
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -75,3 +75,37 @@ def test_without_cuda_it_says_why_and_exits_0():
         pytest.skip("a GPU is here: the benchmark would run for real")
     run = subprocess.run([sys.executable, str(BENCH)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("skipped: no CUDA GPU here")
+
+
+def test_smoke_runs_the_zero3_code_path_on_this_device(tmp_path):
+    """`--smoke`: the benchmark's own ZeRO-3 init, packed batches and engine steps, end to end, and they train."""
+    figures = tmp_path / "smoke.json"
+    run = subprocess.run([sys.executable, str(BENCH), "--smoke", "--mean_document", "100", "--learning_rate", "1e-3",
+                          "--steps", "3", "--warmup", "1", "--json", str(figures)],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = json.loads(figures.read_text())
+    assert record["smoke"] is True and record["attn_implementation"] == "sdpa"
+    assert [row["tokens"] for row in record["results"]] == [256, 512]
+    assert [row["documents"] for row in record["results"]] == [3, 6]
+    for row in record["results"]:
+        assert row["seconds_per_step"] > 0 and row["tokens_per_second_per_gpu"] > 0
+        losses = row["losses"]
+        assert len(losses) == 4 and all(later < earlier for earlier, later in zip(losses, losses[1:])), losses
+    assert "tiny smoke shape, 2 layers, bf16, sdpa, ZeRO-3" in run.stdout
+
+
+@pytest.mark.gpu
+def test_the_8b_shape_runs_on_this_gpu(tmp_path):
+    """The real benchmark at its shortest length with one layer: FA2 (or sdpa without flash-attn), bf16, ZeRO-3."""
+    from transformers.utils import is_flash_attn_2_available
+
+    attention = "flash_attention_2" if is_flash_attn_2_available() else "sdpa"
+    figures = tmp_path / "gpu.json"
+    run = subprocess.run([sys.executable, str(BENCH), "--layers", "1", "--lengths", "8192", "--steps", "2",
+                          "--warmup", "1", "--attn_implementation", attention, "--json", str(figures)],
+                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    row = json.loads(figures.read_text())["results"][0]
+    assert row["tokens"] == 8192 and row["tokens_per_second_per_gpu"] > 0
+    assert row["mfu"] is None or 0 < row["mfu"] < 1
