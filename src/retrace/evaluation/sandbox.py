@@ -22,7 +22,6 @@ stops the ordinary ways generated code breaks a harness.
 from __future__ import annotations
 
 import binascii
-import contextlib
 import functools
 import logging
 import marshal
@@ -30,9 +29,7 @@ import os
 import random
 import resource
 import secrets
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +42,7 @@ from typing import Any
 
 from retrace.evaluation import sandbox_child as child
 from retrace.evaluation import sandbox_isolation as iso
+from retrace.evaluation import sandbox_process as watch
 from retrace.evaluation.sandbox_isolation import Isolation
 
 logger = logging.getLogger(__name__)
@@ -211,85 +209,6 @@ def _environment(box: str) -> dict[str, str]:
             "OMP_NUM_THREADS": "1"}
 
 
-def _exited(pid: int) -> bool:
-    """Whether `pid` has exited, without reaping it (its process group cannot be reused meanwhile)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _communicate(proc: subprocess.Popen, stdin: bytes | None, deadline: float,
-                 cap: int) -> tuple[bytes, bytes, bool, bool]:
-    """Feed stdin and read both streams until EOF after the child's exit or the deadline.
-
-    Each stream keeps its first `cap` bytes; the rest is read and dropped, so a chatty child is never
-    blocked on a full pipe. Returns (stdout, stderr, timed out, truncated).
-    """
-    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
-    pending = memoryview(stdin or b"")
-    timed_out = exited = truncated = False
-    with selectors.DefaultSelector() as selector:
-        for fd in buffers:
-            selector.register(fd, selectors.EVENT_READ)
-        if proc.stdin is not None:
-            os.set_blocking(proc.stdin.fileno(), False)
-            selector.register(proc.stdin.fileno(), selectors.EVENT_WRITE)
-        while selector.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                break
-            events = selector.select(0 if exited else min(remaining, 0.05))
-            if exited and not events:
-                break  # the run is over; whatever still holds the pipes is killed next
-            for key, _ in events:
-                if key.fd in buffers:
-                    chunk = os.read(key.fd, 1 << 16)
-                    buffer = buffers[key.fd]
-                    if not chunk:
-                        selector.unregister(key.fd)
-                    elif len(buffer) < cap:
-                        buffer += chunk[:cap - len(buffer)]
-                    truncated = truncated or len(buffer) + len(chunk) > cap
-                    continue
-                try:
-                    pending = pending[os.write(key.fd, pending[:1 << 16]):]
-                except BlockingIOError:
-                    continue
-                except BrokenPipeError:
-                    pending = pending[:0]
-                if not pending:
-                    selector.unregister(key.fd)
-                    proc.stdin.close()
-            exited = exited or _exited(proc.pid)
-    return bytes(buffers[proc.stdout.fileno()]), bytes(buffers[proc.stderr.fileno()]), timed_out, truncated
-
-
-def _kill_everything(proc: subprocess.Popen, cgroup: str | None, uid: int | None) -> None:
-    """SIGKILL the run's process group, then whatever escaped it (by cgroup, else by uid); reap the child."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the leader is not reaped yet, so this group is still ours
-    proc.wait()
-    if cgroup is not None:
-        iso.kill_cgroup(cgroup)
-    elif uid is not None:
-        iso.kill_uid(uid)
-
-
-def _reason(returncode: int, timed_out: bool) -> str:
-    if timed_out:
-        return "timeout"
-    if returncode == 0:
-        return "ok"
-    if returncode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit {returncode}"
-
-
 def _rlimits(limits: SandboxLimits, own_uid: bool) -> tuple[tuple[int, int, int], ...]:
     values = [(resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
               (resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 1),
@@ -298,15 +217,6 @@ def _rlimits(limits: SandboxLimits, own_uid: bool) -> tuple[tuple[int, int, int]
     if own_uid:  # per-uid count: only meaningful for a uid nothing else runs as
         values.append((resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes))
     return tuple(values)
-
-
-def _await_setup(report: int, proc: subprocess.Popen, deadline: float) -> str | None:
-    """Wait until the child closes the report pipe (set up) or writes why it could not; the reason or None."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(report, selectors.EVENT_READ)
-        if not selector.select(max(0.0, deadline - time.monotonic())):
-            return None  # still setting up at the deadline: the timeout handles it
-    return os.read(report, 4096).decode(errors="replace") or None
 
 
 def _execute(interpreter: list[str], script: list[str], box: str, limits: SandboxLimits, stdin: str | None,
@@ -331,14 +241,14 @@ def _execute(interpreter: list[str], script: list[str], box: str, limits: Sandbo
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         os.close(report_write)
         report_write = -1
-        failure = _await_setup(report_read, proc, start + limits.timeout_s)
+        failure = watch.await_setup(report_read, proc, start + limits.timeout_s)
         if failure is not None:
             raise SandboxError(f"could not set up the sandboxed child: {failure}")
-        stdout, stderr, timed_out, truncated = _communicate(proc, stdin.encode() if stdin is not None else None,
+        stdout, stderr, timed_out, truncated = watch.communicate(proc, stdin.encode() if stdin is not None else None,
                                                             start + limits.timeout_s, limits.output_bytes)
     finally:
         if proc is not None:
-            _kill_everything(proc, cgroup, uid)
+            watch.kill_everything(proc, cgroup, uid)
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
@@ -349,7 +259,7 @@ def _execute(interpreter: list[str], script: list[str], box: str, limits: Sandbo
             iso.kill_cgroup(cgroup)
     return SandboxResult(returncode=proc.returncode, stdout=stdout.decode("utf-8", errors="replace"),
                          stderr=stderr.decode("utf-8", errors="replace"), timed_out=timed_out,
-                         wall_s=time.monotonic() - start, reason=_reason(proc.returncode, timed_out),
+                         wall_s=time.monotonic() - start, reason=watch.exit_reason(proc.returncode, timed_out),
                          output_truncated=truncated)
 
 
