@@ -169,3 +169,23 @@ def test_a_pathless_mixture_source_reads_the_documents_key(tmp_path, documents_d
     assert stats["sources"]["trajectories"]["trained_tokens"] < stats["sources"]["trajectories"]["tokens"]
     with pytest.raises(ValueError, match="'documents' is empty"):
         build_packed_dataset(DataArguments(mixture={"t": {"weight": 1}}), tokenizer, tmp_path / "cache")
+
+
+def test_dataset_sources_go_through_load_dataset(tmp_path, tokenizer):
+    """The `dataset` kind (hub ids online) on what load_dataset takes offline: a dataset repository's
+    directory layout (data/train-*.parquet), and a packaged builder with data_files; both mixed by weight,
+    fingerprinted into the cache key (the data changes, the cache key changes)."""
+    repo = tmp_path / "org--code-dataset"
+    (repo / "data").mkdir(parents=True)
+    _code_table(repo / "data" / "train-00000-of-00001.parquet")
+    text = _text_table(tmp_path / "text.jsonl")
+    mixture = {"code": {"dataset": str(repo), "split": "train", "text_field": "content", "weight": 1},
+               "text": {"dataset": "json", "data_files": str(text), "text_field": "text", "weight": 1}}
+    args = DataArguments(mixture=mixture, mixture_total_tokens=800, max_length=64, shuffle_seed=3)
+    _, stats = build_packed_dataset(args, tokenizer, tmp_path / "cache")
+    for name in ("code", "text"):
+        assert 0 <= stats["sources"][name]["tokens"] - 400 < 700, stats["sources"][name]
+        assert stats["sources"][name]["trained_tokens"] == stats["sources"][name]["tokens"]
+    _text_table(text, count=41)  # the table changes: a new fingerprint, so the packs are rebuilt
+    build_packed_dataset(args, tokenizer, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2
