@@ -169,3 +169,28 @@ def test_llama3_ablations_differ_only_in_the_repository_source():
         repository = ours.pop("trajectories")
         other = theirs.pop("repositories" if name.endswith("raw_repos") else "trajectories")
         assert ours == theirs and other["weight"] == repository["weight"] and other["path"] != repository["path"]
+
+
+def test_a_hub_model_id_trains_from_the_hub_cache(tmp_path, tiny_model_dir, documents_dir):
+    """`model_name_or_path: org/name` resolves through the Hugging Face cache (offline here: a cache laid out
+    as huggingface_hub writes it); the card names it as the Hub's `base_model`."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--retrace-test--tiny-llama"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    out = tmp_path / "model"
+    run = _train(tmp_path, "--model_name_or_path", "retrace-test/tiny-llama", "--documents", str(documents_dir),
+                 "--max_length", "32", "--max_steps", "2", "--save_steps", "2", "--output_dir", str(out),
+                 env_extra={"HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert run.returncode == 0, run.stderr[-3000:]
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers\n") and "\nbase_model: retrace-test/tiny-llama\n" in card
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
+    local = _train(tmp_path, "--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir),
+                   "--max_length", "32", "--max_steps", "1", "--output_dir", str(tmp_path / "local"))
+    assert local.returncode == 0 and "base_model" not in (tmp_path / "local" / "README.md").read_text()

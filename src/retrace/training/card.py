@@ -39,6 +39,21 @@ def _loading(training_dir: Path, model_args: ModelArguments, merged_dir: Path | 
     return lines
 
 
+def _front_matter(model_args: ModelArguments, data_stats: dict[str, Any]) -> list[str]:
+    """The Hub's card metadata: library, tags, and `base_model` when the base is a hub id (not a local path)."""
+    import yaml
+
+    base = model_args.model_name_or_path
+    meta: dict[str, Any] = {"library_name": "peft" if model_args.use_lora else "transformers",
+                            "pipeline_tag": "text-generation",
+                            "tags": ["retrace", "continued-pretraining", "agent-trajectories"]}
+    if not Path(base).expanduser().exists() and not base.startswith((".", "/", "~")):
+        meta["base_model"] = base
+    if data_stats.get("sources"):
+        meta["tags"].append("data-mixture")
+    return ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", ""]
+
+
 def model_card(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
                metrics: dict[str, Any], data_stats: dict[str, Any], merged_dir: Path | None = None) -> str:
     """A short README.md: what the model is, what it saw, and how to reproduce and load it."""
@@ -46,6 +61,7 @@ def model_card(model_args: ModelArguments, data_args: DataArguments, training_ar
     training_dir = Path(training_args.output_dir)
     sources = ", ".join(f"`{d}`" for d in data_stats.get("documents_from") or data_args.documents)
     return "\n".join([
+        *_front_matter(model_args, data_stats),
         f"# {training_dir.name}",
         "",
         f"Continued pretraining of `{model_args.model_name_or_path}` with retrace `train.py` on agent "
