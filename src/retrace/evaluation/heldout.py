@@ -208,6 +208,6 @@ HELDOUT_NLL = Task(
     description="NLL of held-out repositories' real files given the trajectory or the raw-repository context",
     prepare=prepare,
     run=run,
-    chart_metrics=lambda config: [f"{c}/nll" for c in config.contexts],
+    chart_metrics=lambda config, options: [f"{c}/nll" for c in config.contexts],
     chart_label="held-out code NLL (nats/token, lower is better)",
 )

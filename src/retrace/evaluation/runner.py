@@ -79,7 +79,7 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Seque
 
     # Fetched by the tasks' prepare/run; recorded so every number traces to the exact data bytes.
     results["provenance"]["data_checksums"] = data_checksums()
-    charts = {task.name: (task.chart_metrics(config), task.chart_label) for task in tasks}
+    charts = {task.name: (task.chart_metrics(config, options[task.name]), task.chart_label) for task in tasks}
     write_reports(output_dir, results, charts)
     save_run_info(output_dir, recipe, "evaluate")
     return results

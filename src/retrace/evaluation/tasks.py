@@ -30,7 +30,7 @@ class Task:
     description: str
     prepare: Callable[[EvaluationConfig, Any], Any]                 # (config, options) -> shared data
     run: Callable[[ModelUnderTest, Any, EvaluationConfig, Any], TaskResult]  # (model, prepared, config, options)
-    chart_metrics: Callable[[EvaluationConfig], list[str]]  # the metrics the bar chart compares
+    chart_metrics: Callable[[EvaluationConfig, Any], list[str]]  # (config, options) -> the metrics charted
     chart_label: str = ""
     options: type | None = None  # the dataclass of this task's recipe keys
 

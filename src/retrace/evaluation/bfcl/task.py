@@ -135,7 +135,7 @@ BFCL = Task(
     description="BFCL function calling (simple, multiple, parallel, parallel_multiple, irrelevance), AST-checked",
     prepare=prepare,
     run=run,
-    chart_metrics=lambda config: ["overall"],
+    chart_metrics=lambda config, options: ["overall"],
     chart_label="BFCL accuracy (%, unweighted mean over categories)",
     options=BFCLOptions,
 )

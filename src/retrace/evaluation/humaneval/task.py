@@ -144,7 +144,7 @@ HUMANEVAL = Task(
     description="HumanEval (164 Python problems): completions executed in the sandbox, unbiased pass@k",
     prepare=prepare,
     run=run,
-    chart_metrics=lambda config: ["pass@1"],
+    chart_metrics=lambda config, options: ["pass@1"],
     chart_label="HumanEval pass@1",
     options=HumanEvalOptions,
 )

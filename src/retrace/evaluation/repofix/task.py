@@ -190,7 +190,7 @@ REPO_FIX = Task(
                 "FAIL_TO_PASS and PASS_TO_PASS tests",
     prepare=prepare,
     run=run,
-    chart_metrics=lambda config: ["resolved"],
+    chart_metrics=lambda config, options: ["resolved"],
     chart_label="repo-fix tasks resolved (share)",
     options=RepoFixOptions,
 )

@@ -193,12 +193,17 @@ def run(model: ModelUnderTest, data: RulerData, config: EvaluationConfig, option
     return TaskResult(metrics=metrics, details=details, records=records)
 
 
+def _chart_metrics(config: EvaluationConfig, options: RulerOptions | None) -> list[str]:
+    """One bar per length and the overall mean: RULER is read as a score against context length."""
+    return [f"mean@{length}" for length in (options or RulerOptions()).ruler_lengths] + ["mean"]
+
+
 RULER = Task(
     name="ruler",
     description="RULER synthetic long-context tasks (needles, variable tracking, word aggregation) at set lengths",
     prepare=prepare,
     run=run,
-    chart_metrics=lambda config: ["mean"],
-    chart_label="RULER score (% of references recalled, mean over tasks and lengths)",
+    chart_metrics=_chart_metrics,
+    chart_label="RULER score (% of references recalled, mean over tasks, per length and overall)",
     options=RulerOptions,
 )
