@@ -53,8 +53,10 @@ def test_flash_attention_2_keeps_packed_documents_apart(tiny_model_dir):
         packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
         alone = model(input_ids=torch.tensor([second], device="cuda")).logits[0]
         across = model(input_ids=batch["input_ids"]).logits[0]
+    packed_error = (packed[11:20].float() - alone.float()).abs().max().item()
+    across_error = (across[11:20].float() - alone.float()).abs().max().item()
     torch.testing.assert_close(packed[11:20].float(), alone.float(), rtol=2e-2, atol=2e-2)
-    assert not torch.allclose(across[11:20].float(), alone.float(), atol=2e-2)
+    assert across_error > 4 * packed_error and across_error > 0  # attending across documents is what differs
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "flash_attention_2"])
@@ -80,6 +82,7 @@ def test_deepspeed_zero3_bf16_on_gpu_trains_resumes_and_gathers_weights(tmp_path
     """`deepspeed --num_gpus 1` with zero3.json: bf16 on CUDA, resume from checkpoint-2, whole 16-bit weights saved."""
     from transformers import AutoModelForCausalLM
 
+    pytest.importorskip("deepspeed")
     deepspeed = Path(sys.executable).with_name("deepspeed")
     out = tmp_path / "zero3"
 

@@ -100,6 +100,7 @@ def test_the_8b_shape_runs_on_this_gpu(tmp_path):
     """The real benchmark at its shortest length with one layer: FA2 (or sdpa without flash-attn), bf16, ZeRO-3."""
     from transformers.utils import is_flash_attn_2_available
 
+    pytest.importorskip("deepspeed")
     attention = "flash_attention_2" if is_flash_attn_2_available() else "sdpa"
     figures = tmp_path / "gpu.json"
     run = subprocess.run([sys.executable, str(BENCH), "--layers", "1", "--lengths", "8192", "--steps", "2",
