@@ -142,7 +142,7 @@ class HFScorer:
 
     def encode_target(self, text: str) -> list[int]:
         """Target token ids: no special tokens, independent of any context."""
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def encode_context(self, text: str) -> list[int]:
         """The last tokens of `text` that can ever be seen (the left is cut), without special tokens.
@@ -153,10 +153,10 @@ class HFScorer:
         keep = self.max_context_tokens
         tail_chars = keep * 16
         if len(text) > tail_chars:
-            ids = self.tokenizer(text[-tail_chars:], add_special_tokens=False)["input_ids"][1:]
+            ids = self.tokenizer(text[-tail_chars:], add_special_tokens=False, verbose=False)["input_ids"][1:]
             if len(ids) >= keep:
                 return ids[-keep:]
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"][-keep:]
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"][-keep:]
 
     # -- scoring -----------------------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ def cache_key(specs: list[SourceSpec], hub: dict[str, Dataset], tokenizer: Any, 
 def _tokenize_batch(batch: dict[str, list], tokenizer: Any, bos_id: int | None) -> dict[str, list]:
     out: dict[str, list] = {"input_ids": [], "labels": [], "num_tokens": [], "num_trained": []}
     for texts, trained in zip(batch["texts"], batch["train"]):
-        segment_ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        segment_ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
         _append(out, *tokenize_document(segment_ids, trained, eos_id=tokenizer.eos_token_id, bos_id=bos_id))
     return out
 
