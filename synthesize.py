@@ -40,6 +40,7 @@ from retrace.provenance import save_run_info
 from retrace.recipe import run_entry
 from retrace.refine import (
     RefineArguments,
+    RefineStats,
     build_proposer,
     build_step_scorer,
     collect_refine_stats,
@@ -65,6 +66,7 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
     evaluation_sets = (evaluation_texts(export_args.decontamination_sets)
                        if export_args.decontaminate != "off" else None)
     policy = proposer = step_scorer = None
+    refine_cost = RefineStats(iterations=refine_args.refine_iterations)  # the scorer's work, summed over batches
     options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
                                 prompt_facts_chars=sim_args.prompt_facts_chars)
     stats: dict = {"shard": [scale.shard_index, scale.num_shards], "splits": {}}
@@ -90,6 +92,7 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
                 if step_scorer is None:
                     step_scorer, proposer = build_step_scorer(refine_args), build_proposer(refine_args)
                 trajectories, refine_stats = refine_trajectories(trajectories, refine_args, proposer, step_scorer)
+                refine_cost.add_cost(refine_stats)
                 logger.info("refine: %d steps, NLL per iteration %s, %d tokens forwarded, %.0f s",
                             refine_stats.summary.steps, [round(x, 3) for x in refine_stats.summary.nll],
                             refine_stats.tokens_forwarded, refine_stats.seconds)
@@ -107,6 +110,7 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
     write_json(f"{out}/stats.json", stats)
     if refine_args.refine:  # from the artifacts on disk, so a resumed run reports the same
         refine_summary = collect_refine_stats(read_trajectories(f"{out}/trajectories"))
+        refine_summary.add_cost(refine_cost)
         write_json(f"{out}/refine_stats.json", refine_summary.to_dict())
         plot_refine_stats(refine_summary, f"{out}/refine.png")
     # 7. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer

@@ -13,6 +13,10 @@ from retrace.data import read_documents, read_trajectories
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
 
+def _no_nan(constant: str):
+    raise AssertionError(f"{constant} is not JSON")
+
+
 def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     synth, model, evaluation = tmp_path / "synth", tmp_path / "model", tmp_path / "eval"
     run_script("synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy", "structural",
@@ -22,8 +26,12 @@ def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     assert stats["splits"]["train"]["repos_written"] == 2 and stats["splits"]["heldout"]["repos_written"] == 1
     for name in ("recipe.yaml", "run_info.json", "README.md", "refine_stats.json", "refine.png"):
         assert (synth / name).is_file()
-    refine = json.loads((synth / "refine_stats.json").read_text())["summary"]
+    refine_stats = json.loads((synth / "refine_stats.json").read_text(), parse_constant=_no_nan)  # strict JSON
+    refine = refine_stats["summary"]
     assert refine["steps"] > 0 and all(b <= a + 1e-9 for a, b in zip(refine["nll"], refine["nll"][1:]))
+    # the scorer's cost is measured while searching and kept: both repositories were refined by this run
+    assert refine_stats["cost_repositories"] == 2 and refine_stats["seconds"] > 0
+    assert refine_stats["tokens_forwarded"] >= refine_stats["unique_tokens"] > 0
     assert sorted(p.name for p in (synth / "baselines" / "no_search").glob("*.jsonl")) == ["json.jsonl",
                                                                                          "wsgiref.jsonl"]
 

@@ -7,6 +7,7 @@ either the old file or the new one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -52,8 +53,21 @@ def _umask() -> int:
     return mask
 
 
+def json_safe(value: Any) -> Any:
+    """A copy with NaN and infinities as None, so what is written is strict JSON (jq, browsers, other languages)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    """`obj` as indented strict JSON (non-finite floats become null), written atomically."""
+    write_text(path, json.dumps(json_safe(obj), indent=2, ensure_ascii=False, sort_keys=False,
+                                allow_nan=False) + "\n")
 
 
 def write_jsonl(path: str | Path, records: Iterable[Any]) -> None:

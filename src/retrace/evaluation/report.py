@@ -11,20 +11,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from retrace.atomic import write_json, write_text
+from retrace.atomic import json_safe, write_json, write_text
 
 LOWER_IS_BETTER_HINT = ("nll", "ppl", "bits_per_byte")
-
-
-def json_safe(value: Any) -> Any:
-    """A copy with NaN and infinities as None, so results.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def _cell(value: Any) -> str:

@@ -9,11 +9,12 @@ Think steps and plans (`refine_plan`) are summarised apart: `summary` / `per_rep
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from retrace.atomic import write_json
 
 
 @dataclass
@@ -87,10 +88,21 @@ class RefineStats:
     plan: SearchSummary = field(default_factory=SearchSummary)          # plans (one step per repository)
     plan_per_repo: dict[str, SearchSummary] = field(default_factory=dict)
     plan_skipped: dict[str, int] = field(default_factory=dict)          # repositories whose plan was not searched
+    # The scorer's cost, measured while searching (not recomputable from disk): of the `cost_repositories`
+    # repositories this invocation refined; a resumed run counts only its own.
     tokens_forwarded: int = 0       # every token the scorer fed its model (padding excluded)
     unique_tokens: int = 0          # prefix windows + distinct rows scored: tokens that had to be forwarded
     seconds: float = 0.0
     scoring_seconds: float = 0.0
+    cost_repositories: int = 0
+
+    def add_cost(self, other: RefineStats) -> None:
+        """Add the cost fields of `other` (one batch's search) to this run's."""
+        self.tokens_forwarded += other.tokens_forwarded
+        self.unique_tokens += other.unique_tokens
+        self.seconds += other.seconds
+        self.scoring_seconds += other.scoring_seconds
+        self.cost_repositories += other.cost_repositories or len(other.per_repo)
 
     @property
     def forwarded_per_unique(self) -> float:
@@ -103,11 +115,10 @@ class RefineStats:
                 "plan_skipped": self.plan_skipped,
                 "tokens_forwarded": self.tokens_forwarded, "unique_tokens": self.unique_tokens,
                 "forwarded_per_unique": self.forwarded_per_unique, "seconds": self.seconds,
-                "scoring_seconds": self.scoring_seconds}
+                "scoring_seconds": self.scoring_seconds, "cost_repositories": self.cost_repositories}
 
     def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_json(path, self.to_dict())
 
 
 def step_logs(traj) -> list[dict[str, Any]]:
@@ -123,7 +134,8 @@ def plan_log(traj) -> dict[str, Any] | None:
 
 
 def collect_refine_stats(trajectories) -> RefineStats:
-    """Summaries recomputed from refined trajectories (e.g. read back from disk); cost fields stay 0."""
+    """Summaries recomputed from refined trajectories (e.g. read back from disk); cost fields stay 0
+    (`add_cost` brings in what the run measured)."""
     refined = [t for t in trajectories if "refine" in t.meta]
     per_repo = {t.repo: step_logs(t) for t in refined}
     plans = {t.repo: plan_log(t) for t in refined if plan_log(t) is not None}
