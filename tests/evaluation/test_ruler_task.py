@@ -66,6 +66,7 @@ def test_metrics_follow_the_scripted_answers(tokenizer):
     assert m["mean"] == pytest.approx((m["mean@512"] + m["mean@1024"]) / 2)
     charted = RULER.chart_metrics(config, OPTIONS)  # the chart reads as score against length
     assert charted == ["mean@512", "mean@1024", "mean"] and set(charted) <= set(m)
+    assert RULER.chart_metrics(config, RulerOptions(ruler_lengths=[1024])) == ["mean"]  # one length: one number
     assert [(n, p.max_new_tokens, p.temperature) for n, p in generator.calls] == [
         (4, 128, 0.0), (4, 30, 0.0), (4, 50, 0.0), (2, 120, 0.0)]  # RULER's budgets, greedy
     assert len(result.records) == 14 and result.details["counts"]["samples_scored"] == 14

@@ -194,8 +194,10 @@ def run(model: ModelUnderTest, data: RulerData, config: EvaluationConfig, option
 
 
 def _chart_metrics(config: EvaluationConfig, options: RulerOptions | None) -> list[str]:
-    """One bar per length and the overall mean: RULER is read as a score against context length."""
-    return [f"mean@{length}" for length in (options or RulerOptions()).ruler_lengths] + ["mean"]
+    """One bar per length and the overall mean: RULER is read as a score against context length
+    (one length: the mean alone, which is the same number)."""
+    lengths = (options or RulerOptions()).ruler_lengths
+    return ([f"mean@{length}" for length in lengths] if len(lengths) > 1 else []) + ["mean"]
 
 
 RULER = Task(
