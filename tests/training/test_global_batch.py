@@ -44,3 +44,12 @@ def test_an_overridden_max_length_is_named_against_the_tokens_intent(tmp_path, c
         assert check_global_batch(args, max_length=32) == 2
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "1024 tokens (= 32 sequences of 32)" in warnings[0]
+
+
+def test_an_intent_no_accumulation_can_meet_is_said_so(tmp_path, caplog):
+    """3 sequences per accumulation step can never make 64: the warning says what to change instead."""
+    args = _args(tmp_path, per_device_train_batch_size=3, global_batch_sequences=64)
+    with caplog.at_level(logging.WARNING, logger="retrace.training"):
+        check_global_batch(args, max_length=128)
+    assert "no whole gradient_accumulation_steps gives it with 1 processes x 3 per device" in caplog.text
+    assert "set gradient_accumulation_steps to" not in caplog.text

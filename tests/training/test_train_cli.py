@@ -85,6 +85,48 @@ def test_killed_run_relaunched_resumes_with_the_same_data_order(tiny_model_dir, 
     assert all(e["tokens_per_second"] > 0 for e in logged[1:])
 
 
+def test_two_processes_train_like_one_with_the_same_global_batch_and_resume(tmp_path, tiny_model_dir, reference_run):
+    """`torchrun --nproc_per_node 2` (DDP over gloo on CPU) with 1 sequence per device: the same global batch
+    as the reference's 1 x 2, so the same data, losses and weights, step for step; a relaunch resumes both
+    ranks from the checkpoint; the pack cache is built once and each warning is logged once."""
+    import socket
+
+    _, documents, reference = reference_run
+    out = tmp_path / "ddp"
+
+    def launch(max_steps):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        command = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port",
+                   str(port), str(REPO / "train.py"), *reference_args(tiny_model_dir, documents, out, max_steps),
+                   "--per_device_train_batch_size", "1"]
+        run = subprocess.run(command, cwd=tmp_path, env=train_env(tmp_path), capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run.stdout + run.stderr
+
+    log = launch(4)
+    assert log.count("packed 3 documents") == 1  # rank 0 packs; rank 1 waits, then loads the cache
+    assert log.count("global batch: 2 sequences x 32 tokens = 64 tokens (2 processes x 1 per device") == 1
+    assert log.count("but the recipe was sized for 1024 tokens") == 1
+    assert "find_unused_parameters=True" not in log
+    losses, reference_losses = _losses(out), _losses(reference)
+    for step in range(1, 5):
+        assert losses[step] == pytest.approx(reference_losses[step], rel=1e-5), step
+    logged = [e for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert logged[0]["global_batch_sequences"] == 2 and logged[-1]["num_input_tokens_seen"] == 4 * 2 * 32
+    for name, tensor in _weights(reference / "checkpoint-4").items():
+        torch.testing.assert_close(_weights(out)[name], tensor, rtol=1e-4, atol=1e-5)
+
+    # Resumed, both ranks draw the batch an uninterrupted run draws next. (Step 6 ends the 11-pack epoch:
+    # one process takes a batch of 1 there, two processes repeat a pack to fill theirs (accelerate's
+    # even_batches), so the runs part ways at epoch ends; docs/training.md says so.)
+    log = launch(5)
+    assert f"resuming from {out / 'checkpoint-4'}" in log
+    assert _losses(out)[5] == pytest.approx(reference_losses[5], rel=1e-5)
+
+
 def test_lora_on_a_pretokenised_mixture_trains_and_reloads(tmp_path, tiny_model_dir, documents_dir):
     """A mixture packed once by --pretokenize_only, then LoRA training that loads those packs; adapter + merged reload."""
     from transformers import AutoModelForCausalLM

@@ -105,6 +105,10 @@ class RetraceTrainingArguments(TrainingArguments):
         "help": "The same intent in tokens (sequences x max_length); a warning names any difference."})
     include_num_input_tokens_seen: str | bool = field(default=True, metadata={
         "help": "Track tokens seen (logged as num_input_tokens_seen with train_tokens_per_second)."})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={
+        "help": "DDP's search for parameters without gradients; off: a causal LM's forward uses them all, and "
+                "the search costs a graph traversal per step (the stock default turns it on without "
+                "gradient checkpointing)."})
 
     def __post_init__(self):
         super().__post_init__()

@@ -57,13 +57,15 @@ def check_global_batch(args, max_length: int) -> int:
 
     The recipe states the intent as `global_batch_sequences` and/or `global_batch_tokens`; each one given
     is compared with the realised batch, and a warning names the gradient_accumulation_steps that would
-    meet it at this world size (a changed world size or an overridden max_length are the usual causes).
+    meet it at this world size (a changed world size or an overridden max_length are the usual causes),
+    or says that no whole number does. Logged by the processes that log (`should_log`), so once per run.
     """
     realised = realised_global_batch(args)
+    if not args.should_log:
+        return realised
     logger.info("global batch: %d sequences x %d tokens = %d tokens (%d processes x %d per device x %d "
                 "accumulation)", realised, max_length, realised * max_length, args.world_size,
                 args.per_device_train_batch_size, args.gradient_accumulation_steps)
-    per_step = args.per_device_train_batch_size * args.world_size
     intents = []
     if args.global_batch_sequences:
         intents.append((args.global_batch_sequences, f"{args.global_batch_sequences} sequences"))
@@ -73,7 +75,17 @@ def check_global_batch(args, max_length: int) -> int:
                         f"of {max_length})"))
     for sequences, stated in intents:
         if sequences != realised:
-            logger.warning("global batch is %d sequences (%d tokens) but the recipe was sized for %s: with %d "
-                           "processes set gradient_accumulation_steps to %g", realised, realised * max_length,
-                           stated, args.world_size, sequences / per_step)
+            logger.warning("global batch is %d sequences (%d tokens) but the recipe was sized for %s: %s",
+                           realised, realised * max_length, stated, _accumulation_fix(args, sequences))
     return realised
+
+
+def _accumulation_fix(args, sequences: float) -> str:
+    """The gradient_accumulation_steps that gives `sequences` per step here, or why none does."""
+    per_step = args.per_device_train_batch_size * args.world_size
+    steps = sequences / per_step
+    if steps >= 1 and steps == int(steps):
+        return f"with {args.world_size} processes set gradient_accumulation_steps to {int(steps)}"
+    return (f"no whole gradient_accumulation_steps gives it with {args.world_size} processes x "
+            f"{args.per_device_train_batch_size} per device ({per_step} sequences per accumulation step); "
+            "change per_device_train_batch_size or the number of processes")
