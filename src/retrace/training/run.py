@@ -85,6 +85,22 @@ def find_resume_checkpoint(training_args: RetraceTrainingArguments) -> str | Non
     return None
 
 
+def _share_process_group_with_deepspeed(training_args: RetraceTrainingArguments) -> None:
+    """Let DeepSpeed's comm layer adopt the process group the Trainer made.
+
+    On GPUs accelerate starts DeepSpeed's comm itself; with `use_cpu` it starts plain torch.distributed
+    (gloo), and ZeRO-3's `zero.Init` (inside from_pretrained) then counts a world of 1 and refuses the
+    batch size of a multi-process launch. `deepspeed.init_distributed` wraps an existing group as is.
+    """
+    import torch.distributed
+
+    if training_args.deepspeed and torch.distributed.is_initialized():
+        import deepspeed
+
+        if not deepspeed.comm.is_initialized():
+            deepspeed.init_distributed()
+
+
 def run_training(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
                  recipe: Recipe) -> dict[str, Any]:
     """Tokenise and pack the sources, train (resuming if possible), save model, card, metrics and provenance."""
@@ -110,6 +126,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
         logger.info("this run reads %d tokens (%.2f passes over the %d packed tokens)", planned,
                     planned / max(1, len(train_dataset) * data_args.max_length), len(train_dataset) * data_args.max_length)
 
+    _share_process_group_with_deepspeed(training_args)
     model = load_model(model_args, pad_token_id=tokenizer.pad_token_id)
     model.config.use_cache = False  # a KV cache in training also hides packed-sequence boundaries
     if model_args.use_lora:
