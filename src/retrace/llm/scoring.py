@@ -1,8 +1,9 @@
-"""Token log-likelihood of a target text given a context, with a transformers causal LM.
+"""Token log-likelihood of a target text given a context: the rules every engine's `score` shares.
 
-A role-free backend: evaluation scores held-out code with it, and the refine stage uses it as its
-scorer (the NLL of a Write payload given the trajectory prefix). Callers give (context, target) text
-pairs and get the summed and mean negative log-likelihood of the target's tokens, in nats.
+Evaluation scores held-out code with it, and the refine stage uses it as its scorer (the NLL of a
+Write payload given the trajectory prefix). Callers give (context, target) text pairs and get the
+summed and mean negative log-likelihood of the target's tokens, in nats. The tokenisation and window
+rule live here once (`WindowedScoring`); an engine adds only how a window is forwarded.
 
 Tokenisation: context and target are tokenised separately, the target without special tokens, and
 the ids are concatenated, so a target has the same tokens whatever its context (contexts can then be
@@ -17,10 +18,14 @@ least min(C, available) tokens before its chunk, a forward pass holds at most C 
 C covers the context plus the whole target the chunked scores equal one unchunked pass.
 
 Shared prefixes (`encode_prefix` + `score_after_prefix`): when many continuations follow one context
-(the refine stage's candidate Thinks after one trajectory prefix), the prefix is forwarded once and its
-key/value cache is copied into every row of each batch, so each row forwards only its own tokens. The
-rule there is different and simpler: no window, nothing is cut; the caller cuts the prefix (from the
-left) and the target beforehand, and prefix + row must fit the model's positions.
+(the refine stage's candidate Thinks after one trajectory prefix), the prefix is forwarded once and
+reused by every row (the HF key/value cache, or the server's prefix cache). No window there, nothing is
+cut; the caller cuts the prefix (from the left) and the target beforehand, and prefix + row must fit
+the engine's positions.
+
+`PromptLogprobScoring` is the scoring of engines that return prompt log-probabilities (vLLM in-process
+and vLLM's OpenAI-compatible server): every scored sequence is one prompt, the log-probability of each
+prompt token given the tokens before it comes back, and only the target positions are kept.
 """
 
 from __future__ import annotations
@@ -29,13 +34,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from tqdm.auto import tqdm
-
-from retrace.llm.embedded import resolve_model_path
-
-# Logits for this many scored positions at a time: bounds the (positions x vocab) float32 block.
-HEAD_BLOCK_POSITIONS = 512
 
 
 @dataclass(frozen=True)
@@ -63,15 +61,17 @@ class TargetScore:
 
 @dataclass
 class PrefixState:
-    """A context forwarded once: its key/value cache, shared by every continuation scored after it."""
+    """A context forwarded once. `ids` include the special prefix; `cache` is the engine's own (HF: per-layer
+    keys and values plus the last position's output; prompt-log-probability engines: nothing, the server
+    holds it)."""
 
-    ids: list[int]                  # the tokens forwarded (special prefix included)
-    layers: list[tuple[Any, Any]]   # per layer (keys, values), batch size 1
-    last_output: Any                # final hidden state (or logits) at the last prefix position, shape (dim,)
+    ids: list[int]
+    cache: Any = None
+    cached_tokens: int = 0  # prefix tokens the engine already held when it was encoded
 
 
 @dataclass
-class _Piece:
+class Piece:
     """One forward row: a window whose last `n_scored` tokens are target tokens of request `request`."""
 
     request: int
@@ -79,28 +79,28 @@ class _Piece:
     n_scored: int
 
 
-class HFScorer:
-    """A causal LM that scores targets given contexts, several windows per forward pass.
+class WindowedScoring:
+    """Tokenisation, the window rule and the public scoring calls; engines implement `_score_pieces`,
+    `encode_prefix` and `score_after_prefix`.
 
-    Build it from a loaded model and tokenizer (the refine stage may pass the model it trains), or with
-    `from_pretrained`. Rows in a batch are right-padded with an attention mask; padding sits after every
-    real token, so causal attention and default position ids leave the real tokens' logits unchanged.
+    `_init_scoring` must run in the engine's constructor once the tokenizer and position limit are known.
+    `tokens_forwarded` counts every token the engine computed (padding and cache hits excluded).
     """
 
-    def __init__(self, model, tokenizer, *, max_context_tokens: int = 1024, max_chunk_tokens: int = 1024,
-                 batch_size: int = 4, name: str | None = None):
-        if max_context_tokens < 1 or max_chunk_tokens < 1 or batch_size < 1:
-            raise ValueError("max_context_tokens, max_chunk_tokens and batch_size must be at least 1")
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit is not None and max_context_tokens + max_chunk_tokens > limit:
+    tokenizer: Any
+    max_positions: int
+
+    def _init_scoring(self, tokenizer: Any, *, max_positions: int | None, max_context_tokens: int = 1024,
+                      max_chunk_tokens: int = 1024) -> None:
+        if max_context_tokens < 1 or max_chunk_tokens < 1:
+            raise ValueError("max_context_tokens and max_chunk_tokens must be at least 1")
+        self.max_positions = max_positions or 1 << 30
+        if max_context_tokens + max_chunk_tokens > self.max_positions:
             raise ValueError(f"max_context_tokens + max_chunk_tokens = {max_context_tokens + max_chunk_tokens} "
-                             f"exceeds the model's {limit} positions")
-        self.model = model
+                             f"exceeds the model's {self.max_positions} positions")
         self.tokenizer = tokenizer
-        self.name = name or getattr(model.config, "_name_or_path", "model")
         self.max_context_tokens = max_context_tokens
         self.max_chunk_tokens = max_chunk_tokens
-        self.batch_size = batch_size
         self.special_prefix = self._special_prefix_ids()
         if len(self.special_prefix) >= max_context_tokens:
             raise ValueError("max_context_tokens leaves no room after the tokenizer's special prefix")
@@ -108,26 +108,7 @@ class HFScorer:
         if not self.special_prefix and start is None:
             raise ValueError("the tokenizer has neither BOS nor EOS to start an empty context")
         self.start_ids = list(self.special_prefix) or [start]
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.start_ids[0]
-        self.tokens_forwarded = 0  # every token fed to the model, padding excluded (cost accounting)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, *, dtype: str = "float32", device: str | None = None,
-                        **kwargs) -> HFScorer:
-        """Load a causal LM and its tokenizer by local path or hub id; `dtype` is a torch dtype name or "auto"."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = resolve_model_path(name_or_path)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
-        return cls(model, tokenizer, name=kwargs.pop("name", name_or_path), **kwargs)
-
-    @property
-    def device(self):
-        return next(self.model.parameters()).device
+        self.tokens_forwarded = 0
 
     # -- tokenisation ------------------------------------------------------------------------------
 
@@ -175,27 +156,15 @@ class HFScorer:
     def score_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *,
                   desc: str | None = None) -> list[TargetScore]:
         """Score (context ids, target ids) pairs, ids without special tokens; see the module's window rule."""
-        import torch
-
         pieces = [piece for index, (ctx, tgt) in enumerate(pairs) for piece in self._pieces(index, ctx, tgt)]
-        # Longest first: similar lengths share a batch (little padding) and memory peaks at once.
-        pieces.sort(key=lambda p: -len(p.input_ids))
-        batches = [pieces[i:i + self.batch_size] for i in range(0, len(pieces), self.batch_size)]
         sums = [0.0] * len(pairs)
         counts = [0] * len(pairs)
-        was_training = self.model.training  # a model being trained may be lent as scorer: restore its mode
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                for batch in tqdm(batches, desc=desc or "scoring", unit="batch", disable=desc is None):
-                    for piece, nll in zip(batch, self._forward(batch)):
-                        sums[piece.request] += nll
-                        counts[piece.request] += piece.n_scored
-        finally:
-            self.model.train(was_training)
+        for piece, nll in zip(pieces, self._score_pieces(pieces, desc)):
+            sums[piece.request] += nll
+            counts[piece.request] += piece.n_scored
         return [TargetScore(nll_sum=s, n_tokens=n) for s, n in zip(sums, counts)]
 
-    def _pieces(self, index: int, context_ids: Sequence[int], target_ids: Sequence[int]) -> list[_Piece]:
+    def _pieces(self, index: int, context_ids: Sequence[int], target_ids: Sequence[int]) -> list[Piece]:
         room = self.max_context_tokens - len(self.special_prefix)
         history = list(context_ids)[-room:]
         pieces = []
@@ -203,83 +172,27 @@ class HFScorer:
             chunk = list(target_ids[start:start + self.max_chunk_tokens])
             seen = (history + list(target_ids[:start]))[-room:]
             prefix = list(self.special_prefix) + seen if (self.special_prefix or seen) else list(self.start_ids)
-            pieces.append(_Piece(index, prefix + chunk, len(chunk)))
+            pieces.append(Piece(index, prefix + chunk, len(chunk)))
         return pieces
 
-    def _forward(self, batch: list[_Piece]) -> list[float]:
-        """Summed NLL of each piece's scored tokens (float64 sums of float32 log-probabilities)."""
-        import torch
+    def _prefix_ids(self, prefix_ids: Sequence[int]) -> list[int]:
+        return list(self.special_prefix) + list(prefix_ids) or list(self.start_ids)
 
-        device = self.device
-        width = max(len(p.input_ids) for p in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        rows, cols, labels = [], [], []
-        for r, piece in enumerate(batch):
-            n = len(piece.input_ids)
-            ids[r, :n] = torch.tensor(piece.input_ids)
-            mask[r, :n] = 1
-            first = n - piece.n_scored  # position of the first scored token
-            rows += [r] * piece.n_scored
-            cols += range(first - 1, n - 1)  # the position that predicts each scored token
-            labels += piece.input_ids[first:]
-        self.tokens_forwarded += int(mask.sum())
-        hidden = self._hidden_at(ids.to(device), mask.to(device), torch.tensor(rows), torch.tensor(cols))
-        labels_t = torch.tensor(labels, device=device)
-        nll = torch.empty(len(labels), dtype=torch.float64)
-        for lo in range(0, len(labels), HEAD_BLOCK_POSITIONS):
-            logits = self._logits(hidden[lo:lo + HEAD_BLOCK_POSITIONS]).float()
-            logp = torch.log_softmax(logits, dim=-1)
-            picked = logp.gather(-1, labels_t[lo:lo + HEAD_BLOCK_POSITIONS, None]).squeeze(-1)
-            nll[lo:lo + HEAD_BLOCK_POSITIONS] = -picked.double().cpu()
-        sums, offset = [], 0
-        for piece in batch:
-            sums.append(float(nll[offset:offset + piece.n_scored].sum()))
-            offset += piece.n_scored
-        return sums
+    def _check_rows_fit(self, state: PrefixState, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> None:
+        longest = max((len(m) + len(t) for m, t in rows), default=0)
+        if len(state.ids) + longest > self.max_positions:
+            raise ValueError(f"prefix ({len(state.ids)}) + row ({longest}) tokens exceed the model's "
+                             f"{self.max_positions} positions")
 
-    def _uses_plain_head(self) -> bool:
-        """True when logits are `lm_head(hidden)` (no soft-capping or scaling we would have to copy)."""
-        config = self.model.config
-        return getattr(config, "final_logit_softcapping", None) is None and getattr(config, "logit_scale", None) \
-            is None and self.model.get_output_embeddings() is not None
+    # -- what an engine provides --------------------------------------------------------------------
 
-    def _hidden_at(self, ids, mask, rows, cols):
-        """Final hidden states at the predicting positions only, so the vocab projection skips the context."""
-        if bool(mask.all()):
-            mask = None  # no padding: skip the masked attention path, slower on CPU
-        if self._uses_plain_head():
-            out = self.model.get_decoder()(input_ids=ids, attention_mask=mask, use_cache=False)
-            return out.last_hidden_state[rows.to(ids.device), cols.to(ids.device)]
-        logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        return logits[rows.to(ids.device), cols.to(ids.device)]
-
-    def _logits(self, hidden):
-        return self.model.get_output_embeddings()(hidden) if self._uses_plain_head() else hidden
-
-    # -- shared prefixes ---------------------------------------------------------------------------
+    def _score_pieces(self, pieces: list[Piece], desc: str | None) -> list[float]:
+        """Summed NLL of each piece's last `n_scored` tokens, in order."""
+        raise NotImplementedError
 
     def encode_prefix(self, prefix_ids: Sequence[int]) -> PrefixState:
         """Forward `special prefix + prefix_ids` once (the BOS/EOS start token when both are empty)."""
-        import torch
-
-        ids = list(self.special_prefix) + list(prefix_ids) or list(self.start_ids)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                input_ids = torch.tensor([ids], device=self.device)
-                if self._uses_plain_head():
-                    out = self.model.get_decoder()(input_ids=input_ids, use_cache=True)
-                    last = out.last_hidden_state[0, -1]
-                else:
-                    out = self.model(input_ids=input_ids, use_cache=True)
-                    last = out.logits[0, -1]
-        finally:
-            self.model.train(was_training)
-        self.tokens_forwarded += len(ids)
-        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
-        return PrefixState(ids=ids, layers=layers, last_output=last)
+        raise NotImplementedError
 
     def score_after_prefix(self, state: PrefixState, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *,
                            token_nlls: bool = False) -> list[TargetScore]:
@@ -288,60 +201,51 @@ class HFScorer:
         Numbers equal `score_ids([(prefix + middle, target)])` with a window covering everything, within
         floating-point tolerance. Raises ValueError when prefix + a row exceeds the model's positions.
         """
-        import torch
+        raise NotImplementedError
 
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        longest = max((len(m) + len(t) for m, t in rows), default=0)
-        if limit is not None and len(state.ids) + longest > limit:
-            raise ValueError(f"prefix ({len(state.ids)}) + row ({longest}) tokens exceed the model's {limit} positions")
+
+class PromptLogprobScoring(WindowedScoring):
+    """Scoring from prompt log-probabilities; an engine implements `_prompt_nlls` and `_warm_prefix`.
+
+    Identical sequences are sent once per call. Nothing is kept on this side between calls: the engine's
+    prefix cache makes the rows after an encoded prefix cheap.
+    """
+
+    def _prompt_nlls(self, prompts: list[tuple[list[int], int]]) -> list[list[float]]:
+        """Per-token NLLs of `ids[first:]` for each distinct (ids, first) with first >= 1, in order."""
+        raise NotImplementedError
+
+    def _warm_prefix(self, ids: list[int]) -> int:
+        """Forward `ids` once so the engine caches them; prefix tokens it already held (0: no cache)."""
+        return 0
+
+    def _target_nlls(self, prompts: list[tuple[list[int], int]]) -> list[list[float]]:
+        unique: dict[tuple[tuple[int, ...], int], int] = {}
+        for ids, first in prompts:
+            unique.setdefault((tuple(ids), first), len(unique))
+        keys = list(unique)
+        results = self._prompt_nlls([(list(ids), first) for ids, first in keys])
+        return [results[unique[(tuple(ids), first)]] for ids, first in prompts]
+
+    def _score_pieces(self, pieces: list[Piece], desc: str | None) -> list[float]:
+        nlls = self._target_nlls([(p.input_ids, len(p.input_ids) - p.n_scored) for p in pieces])
+        return [math.fsum(values) for values in nlls]
+
+    def encode_prefix(self, prefix_ids: Sequence[int]) -> PrefixState:
+        """Forward the prefix once so its KV blocks are cached for the rows after it."""
+        ids = self._prefix_ids(prefix_ids)
+        if len(ids) > self.max_positions:
+            raise ValueError(f"prefix ({len(ids)}) tokens exceed the model's {self.max_positions} positions")
+        return PrefixState(ids=ids, cached_tokens=self._warm_prefix(ids))
+
+    def score_after_prefix(self, state: PrefixState, rows: Sequence[tuple[Sequence[int], Sequence[int]]], *,
+                           token_nlls: bool = False) -> list[TargetScore]:
+        """Each row is the full sequence prefix + middle + target; the prefix comes from the engine's cache."""
+        self._check_rows_fit(state, rows)
         results: list[TargetScore] = [TargetScore(0.0, 0, () if token_nlls else None)] * len(rows)
-        order = sorted((i for i, (m, t) in enumerate(rows) if t), key=lambda i: -(len(rows[i][0]) + len(rows[i][1])))
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                for lo in range(0, len(order), self.batch_size):
-                    batch = order[lo:lo + self.batch_size]
-                    for index, nlls in zip(batch, self._forward_after_prefix(state, [rows[i] for i in batch])):
-                        results[index] = TargetScore(float(nlls.sum()), len(nlls),
-                                                     tuple(nlls.tolist()) if token_nlls else None)
-        finally:
-            self.model.train(was_training)
-        return results
-
-    def _forward_after_prefix(self, state: PrefixState, rows) -> list:
-        """Per-token NLLs (float64, CPU) of each row's target; rows right-padded, the cache copied per row."""
-        import torch
-        from transformers import DynamicCache
-
-        device = self.device
-        width = max(len(m) + len(t) for m, t in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        for r, (middle, target) in enumerate(rows):
-            ids[r, :len(middle) + len(target)] = torch.tensor(list(middle) + list(target))
-        self.tokens_forwarded += sum(len(m) + len(t) for m, t in rows)
-        # Right padding after every real token: causal attention keeps real tokens' outputs exact, so no mask.
-        cache = DynamicCache(ddp_cache_data=[(k.expand(len(rows), -1, -1, -1), v.expand(len(rows), -1, -1, -1))
-                                             for k, v in state.layers], config=self.model.config)
-        if self._uses_plain_head():
-            out = self.model.get_decoder()(input_ids=ids.to(device), cache=cache, use_cache=True)
-            outputs = out.last_hidden_state
-        else:
-            outputs = self.model(input_ids=ids.to(device), cache=cache, use_cache=True).logits
-        results = []
-        for r, (middle, target) in enumerate(rows):
-            m = len(middle)
-            # Output at position p predicts token p + 1; the first target token after an empty middle is
-            # predicted by the prefix's last position.
-            picked = outputs[r, max(m - 1, 0):m + len(target) - 1]
-            if m == 0:
-                picked = torch.cat([state.last_output[None].to(picked.dtype), picked])
-            labels = torch.tensor(list(target), device=device)
-            nll = torch.empty(len(target), dtype=torch.float64)
-            for lo in range(0, len(target), HEAD_BLOCK_POSITIONS):
-                logits = self._logits(picked[lo:lo + HEAD_BLOCK_POSITIONS]).float()
-                logp = torch.log_softmax(logits, dim=-1)
-                chosen = logp.gather(-1, labels[lo:lo + HEAD_BLOCK_POSITIONS, None]).squeeze(-1)
-                nll[lo:lo + HEAD_BLOCK_POSITIONS] = -chosen.double().cpu()
-            results.append(nll)
+        scored = [i for i, (_, target) in enumerate(rows) if target]
+        prompts = [(state.ids + list(rows[i][0]) + list(rows[i][1]), len(state.ids) + len(rows[i][0]))
+                   for i in scored]
+        for index, nlls in zip(scored, self._target_nlls(prompts)):
+            results[index] = TargetScore(math.fsum(nlls), len(nlls), tuple(nlls) if token_nlls else None)
         return results
