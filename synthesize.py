@@ -36,6 +36,7 @@ from retrace.data.export import (
 )
 from retrace.data.stats import split_artifact_stats
 from retrace.evaluation.decontamination import evaluation_texts
+from retrace.llm import EnginePool
 from retrace.provenance import save_run_info
 from retrace.recipe import run_entry
 from retrace.refine import (
@@ -66,6 +67,7 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
     evaluation_sets = (evaluation_texts(export_args.decontamination_sets)
                        if export_args.decontaminate != "off" else None)
     policy = proposer = step_scorer = None
+    engines = EnginePool(seed=sim_args.seed)  # roles naming the same model share one loaded copy
     refine_cost = RefineStats(iterations=refine_args.refine_iterations)  # the scorer's work, summed over batches
     options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
                                 prompt_facts_chars=sim_args.prompt_facts_chars)
@@ -84,13 +86,14 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
             # 2. analyze (worker processes)  3. simulate (one policy call per batch)
             graphs = analyze_in_workers(batch, scale.num_workers)
             if policy is None:
-                policy = build_policy(sim_args.policy, **sim_args.policy_kwargs())
+                policy = build_policy(sim_args, engines=engines)
             trajectories = simulate_repositories(list(zip(batch, graphs)), policy, options)
             # 4. refine: search each Think before a Write (held-out trajectories are evaluation targets: as is)
             searched = refine_args.refine and split == "train"
             if searched:
                 if step_scorer is None:
-                    step_scorer, proposer = build_step_scorer(refine_args), build_proposer(refine_args)
+                    step_scorer = build_step_scorer(refine_args, engines=engines)
+                    proposer = build_proposer(refine_args, seed=sim_args.seed, engines=engines)
                 trajectories, refine_stats = refine_trajectories(trajectories, refine_args, proposer, step_scorer)
                 refine_cost.add_cost(refine_stats)
                 logger.info("refine: %d steps, NLL per iteration %s, %d tokens forwarded, %.0f s",
@@ -115,8 +118,9 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
         plot_refine_stats(refine_summary, f"{out}/refine.png")
     # 7. the dataset card (README.md, loadable with `datasets.load_dataset(out, "documents")`) and the viewer
     finish_export(out, tokenizer=export_args.dataset_card_tokenizer, viewer=export_args.viewer)
-    if policy is not None and getattr(policy, "usage", None):
-        logger.info("policy usage this run: %s", policy.usage)
+    for role, user in (("policy", policy), ("proposer", proposer)):
+        if getattr(user, "usage", None):
+            logger.info("%s usage this run: %s", role, user.usage)
     logger.info("wrote %s (stats.json, README.md, trajectories/, documents/, baselines/, heldout/, viewer/)", out)
 
 

@@ -47,3 +47,36 @@ def ingest_specs(specs: list[str], **keys):
 
     stats = IngestStats()
     return ingest_sources(specs, IngestArguments(sources=specs, **keys), stats), stats
+
+
+class ScriptedEngine:
+    """The words of a chat model, scripted (`reply(conversation, params) -> str | None`; None: the request
+    failed for good). Everything around the words is the real engine protocol: `Reply` objects, `n` samples,
+    the role's default sampling, `Usage` counts. Engines' plumbing is tested against real servers elsewhere.
+    """
+
+    backend = "scripted"
+
+    def __init__(self, reply, *, max_new_tokens: int = 96, temperature: float = 0.0):
+        from retrace.llm import SamplingParams, Usage
+
+        self.reply = reply
+        self.default_params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
+        self.usage = Usage()
+        self.calls: list[tuple[list, object]] = []  # (conversations, params) per chat call
+
+    def chat(self, conversations, params=None, desc=""):
+        from retrace.llm import Reply
+
+        params = params or self.default_params
+        self.calls.append((conversations, params))
+        replies = []
+        for conversation in conversations:
+            texts = [self.reply(conversation, params) for _ in range(params.n)]
+            if any(t is None for t in texts):
+                self.usage.count("failed:scripted")
+                replies.append(Reply.failure("scripted"))
+                continue
+            self.usage.record(finish_reasons=["stop"] * len(texts))
+            replies.append(Reply(tuple(texts), ("stop",) * len(texts)))
+        return replies

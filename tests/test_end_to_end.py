@@ -19,9 +19,9 @@ def _no_nan(constant: str):
 
 def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     synth, model, evaluation = tmp_path / "synth", tmp_path / "model", tmp_path / "eval"
-    run_script("synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy", "structural",
+    run_script("synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy_backend", "structural",
                "--sources", "python:json", "python:wsgiref", "--heldout_sources", str(STDLIB / "urllib"),
-               "--output_dir", str(synth), "--refine_scorer_model", str(tiny_llama_dir), "--viewer", "false")
+               "--output_dir", str(synth), "--scorer_model", str(tiny_llama_dir), "--viewer", "false")
     stats = json.loads((synth / "stats.json").read_text())
     assert stats["splits"]["train"]["repos_written"] == 2 and stats["splits"]["heldout"]["repos_written"] == 1
     for name in ("recipe.yaml", "run_info.json", "README.md", "refine_stats.json", "refine.png"):

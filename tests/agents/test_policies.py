@@ -8,22 +8,24 @@ from collections import Counter
 
 import pytest
 from openai_server import FakeChatServer, grounded_reply
-from retrace_testing import run_script
+from retrace_testing import ScriptedEngine, run_script
 from test_simulate import make_repo
 
-from retrace.agents import SimulationArguments, build_policy, simulate_repositories
-from retrace.agents.policies import POLICIES, ChatPolicy, PolicyRequest
-from retrace.llm.chat import GenerationUsage
+from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
+from retrace.agents.policies import ChatPolicy, PolicyRequest
 from retrace.repo import analyze_repository, ingest_local_dir
 
-FAST = {"backoff_s": 0.01, "poll_s": 0.05}
 
-
-def openai_policy(server: FakeChatServer, **kwargs) -> ChatPolicy:
-    options = {"base_url": server.base_url, "api_key_env": "", "timeout_s": 2.0, "max_retries": 2,
-               "ready_timeout_s": 5.0, **kwargs}
-    policy = build_policy("openai", model_name_or_path=server.model, **options)
-    policy.backend.backoff_s, policy.backend.poll_s = FAST["backoff_s"], FAST["poll_s"]
+def openai_policy(server: FakeChatServer, *, retries: int = 1, retry_temperature: float = 0.7, seed: int = 0,
+                  **engine_keys) -> ChatPolicy:
+    """The openai policy as a recipe builds it (`policy_*` keys), with short backoffs for the test."""
+    keys = {"base_url": server.base_url, "model": server.model, "api_key_env": "", "timeout_s": 2.0,
+            "max_retries": 2, "ready_timeout_s": 5.0, **engine_keys}
+    args = SimulationArguments(policy_backend="openai", policy_retries=retries,
+                               policy_retry_temperature=retry_temperature, seed=seed,
+                               **{f"policy_{k}": v for k, v in keys.items()})
+    policy = build_policy(args)
+    policy.engine.client.backoff_s, policy.engine.client.poll_s = 0.01, 0.05
     return policy
 
 
@@ -90,37 +92,31 @@ def test_openai_policy_in_the_simulation_keeps_grounding(tmp_path):
     assert server.max_in_flight <= 4
 
 
-def test_builders_ignore_other_backends_keys_and_recipe_keys_are_checked():
-    assert {"structural", "hf", "openai", "vllm"} <= set(POLICIES)
-    assert build_policy("structural", base_url="x", concurrency=3).name == "structural"
-    assert set(SimulationArguments().policy_kwargs()) >= {"base_url", "concurrency", "retries", "max_model_len"}
+def test_policy_keys_are_checked_and_structural_needs_no_model():
+    assert isinstance(build_policy(SimulationArguments(policy_backend="structural", policy_concurrency=3)),
+                      StructuralPolicy)
     with pytest.raises(ValueError, match="policy_concurrency"):
         SimulationArguments(policy_concurrency=0)
     with pytest.raises(ValueError, match="policy_retries"):
         SimulationArguments(policy_retries=-1)
+    with pytest.raises(ValueError, match="key 'policy_backend': unknown engine 'tgi'"):
+        SimulationArguments(policy_backend="tgi")
 
 
 def test_vllm_policy_without_vllm_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed
     with pytest.raises(ImportError, match="requirements-gpu.txt"):
-        build_policy("vllm", model_name_or_path="any")
+        build_policy(SimulationArguments(policy_backend="vllm", policy_model="any"))
 
 
-def test_a_request_the_backend_could_not_complete_is_not_asked_again():
-    class Backend:
-        usage = GenerationUsage()
-
-        def __init__(self):
-            self.calls = 0
-
-        def generate(self, conversations, desc="", **sampling):
-            self.calls += 1
-            return [None for _ in conversations]
-
-    policy = ChatPolicy(Backend(), "hf", retries=3)
+def test_a_request_the_engine_could_not_complete_is_not_asked_again_and_is_counted():
+    engine = ScriptedEngine(lambda conversation, params: None)
+    policy = ChatPolicy(engine, retries=3)
     [reply] = policy.write(requests_for(1))
     assert (reply.source, reply.fallback_reason) == ("structural", "request_failed")
-    assert policy.backend.calls == 1
+    assert len(engine.calls) == 1
+    assert policy.counts == Counter({"fallback:request_failed": 1})
+    assert policy.usage["failed:scripted"] == 1
 
 
 def test_synthesize_with_the_openai_policy_end_to_end(tmp_path):
@@ -128,7 +124,7 @@ def test_synthesize_with_the_openai_policy_end_to_end(tmp_path):
     out = tmp_path / "out"
     with FakeChatServer() as server:
         server.faults.extend(["500", "malformed"])  # the run shrugs these off
-        run_script("synthesize.py", "--sources", str(root), "--output_dir", str(out), "--policy", "openai",
+        run_script("synthesize.py", "--sources", str(root), "--output_dir", str(out), "--policy_backend", "openai",
                    "--policy_base_url", server.base_url, "--policy_model", server.model, "--policy_api_key_env", "",
                    "--policy_concurrency", "2", "--policy_ready_timeout_s", "10", timeout=120)
     traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())

@@ -6,8 +6,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from retrace_testing import ScriptedEngine
 
-from retrace.agents import build_policy, simulate_repositories
+from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
 from retrace.agents.policies import ChatPolicy, PolicyRequest, check_reply
 from retrace.data import Trajectory, trajectory_to_document
 from retrace.repo import analyze_repository, ingest_local_dir
@@ -54,7 +55,7 @@ def test_payloads_and_observations_are_the_real_files(tmp_path, repo):
     root = make_repo(tmp_path / "tiny") if repo == "tiny" else STDLIB / repo
     snapshot = ingest_local_dir(root, name=repo)
     graph = analyze_repository(snapshot)
-    [traj] = simulate_repositories([(snapshot, graph)], build_policy("structural"))
+    [traj] = simulate_repositories([(snapshot, graph)], StructuralPolicy())
     position, broken = check_grounding(traj, root)
     for importer, imported in graph.edges:
         if (importer, imported) not in broken:
@@ -66,7 +67,7 @@ def test_cycle_is_recorded_and_document_masks_observations(tmp_path):
     root = make_repo(tmp_path / "tiny")
     snapshot = ingest_local_dir(root, name="tiny")
     graph = analyze_repository(snapshot)
-    [traj] = simulate_repositories([(snapshot, graph)], build_policy("structural"))
+    [traj] = simulate_repositories([(snapshot, graph)], StructuralPolicy())
     assert traj.meta["cycles"] == [["pkg/cycle_a.py", "pkg/cycle_b.py"]]
     assert len(traj.meta["broken_edges"]) == 1
     doc = trajectory_to_document(traj)
@@ -85,30 +86,20 @@ def test_cycle_is_recorded_and_document_masks_observations(tmp_path):
 def test_structural_text_never_pastes_code_bodies(tmp_path):
     root = make_repo(tmp_path / "tiny")
     snapshot = ingest_local_dir(root, name="tiny")
-    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], build_policy("structural"))
+    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], StructuralPolicy())
     texts = " ".join(s.content for s in traj.steps if s.kind not in ("read", "write"))
     assert "return max(lo, min(hi, x))" not in texts
     assert "clamp(x, lo, hi)" in texts  # signatures are facts, and they are there
 
 
-class ScriptedChat:
-    """A stand-in for the model's words only; everything around it is the real policy."""
-
-    def __init__(self, replies):
-        self.replies = replies
-        self.seen = []
-
-    def generate(self, conversations, desc=""):
-        self.seen.extend(conversations)
-        return [self.replies[i % len(self.replies)] for i in range(len(conversations))]
-
-
 def test_hf_policy_validates_and_counts_fallbacks():
     from collections import Counter
 
-    chat = ScriptedChat(["I will write the parser first, then the public entry point.",
-                         "Here is the code:\n```py\nx = compute()\n```", "ok"])
-    policy = ChatPolicy(chat, "hf", kinds=["think_write", "report"], retries=0)
+    words = iter(["I will write the parser first, then the public entry point.",
+                  "Here is the code:\n```py\nx = compute()\n```", "ok"])
+    chat = ScriptedEngine(lambda conversation, params: next(words))
+    chat.backend = "hf"
+    policy = ChatPolicy(chat, kinds=["think_write", "report"], retries=0)
     policy.templates = {k: "{path}: {facts}" for k in ("requirements", "purpose", "think_read", "think_write",
                                                          "report")}
     requests = [PolicyRequest("think_write", {"path": f"f{i}.py", "facts": "x"}, f"structural {i}") for i in range(3)]
@@ -120,7 +111,7 @@ def test_hf_policy_validates_and_counts_fallbacks():
     assert replies[2].fallback_reason == "too_short"
     assert replies[3].text == "structural purpose"  # kind not delegated to the model
     assert policy.counts == Counter({"hf": 1, "fallback:code_block": 1, "fallback:too_short": 1, "structural": 1})
-    assert len(chat.seen) == 3
+    assert [len(conversations) for conversations, _ in chat.calls] == [3]
 
 
 def test_check_reply_catches_pasted_code():
@@ -133,8 +124,8 @@ def test_hf_policy_with_the_embedded_model_writes_grounded_text(tmp_path):
     """The real embedded SmolLM2 writes a few texts; unusable ones fall back, and are counted."""
     root = make_repo(tmp_path / "tiny")
     snapshot = ingest_local_dir(root, name="tiny")
-    policy = build_policy("hf", model_name_or_path="~/.cache/retrace/models/SmolLM2-135M-Instruct",
-                          max_new_tokens=24, batch_size=8, kinds=["think_write"])
+    policy = build_policy(SimulationArguments(policy_backend="hf", policy_max_new_tokens=24, policy_batch_size=8,
+                                              policy_kinds=["think_write"]))
     [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], policy)
     readers = {s.agent for s in traj.steps if s.kind == "read"}
     outcomes = sum(v for k, v in policy.counts.items() if k not in ("retry", "recovered"))
@@ -150,7 +141,7 @@ def test_hf_policy_with_the_embedded_model_writes_grounded_text(tmp_path):
 
 def test_plan_covers_every_kept_file_exactly_once_in_order():
     snapshot = ingest_local_dir(STDLIB / "email", name="email")
-    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], build_policy("structural"))
+    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], StructuralPolicy())
     [plan] = [s for s in traj.steps if s.kind == "plan"]
     entries = [line.split(". ", 1)[1].split(":", 1)[0] for line in plan.content.splitlines()[1:]]
     assert entries == traj.order

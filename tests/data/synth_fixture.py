@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from retrace.agents import SimulationOptions, build_policy, simulate_repositories
+from retrace.agents import SimulationOptions, StructuralPolicy, simulate_repositories
 from retrace.data.export import export_repository
 from retrace.data.stats import split_artifact_stats
 from retrace.repo import analyze_repository, ingest_local_dir
@@ -58,7 +58,7 @@ def _write_tree(root: Path, files: dict[str, str]) -> Path:
 
 def _simulate(root: Path, name: str):
     snapshot = ingest_local_dir(root, name=name)
-    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], build_policy("structural"),
+    [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], StructuralPolicy(),
                                    SimulationOptions(read_budget_chars=40))
     return traj, {f.path: f.text for f in snapshot.files}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from refine_trajectory import APP, APP_FACTS, UTIL, UTIL_FACTS, make_trajectory
+from retrace_testing import ScriptedEngine
 
 from retrace.data import trajectory_to_document
 from retrace.refine import (
@@ -51,36 +52,56 @@ def test_structural_proposer_is_deterministic_grounded_and_builds_on_the_incumbe
     assert "`def hypot(a, b)`, near line 19" in proposer.propose([hot])[0][0]
 
 
-class FakeBackend:
-    def __init__(self, replies):
-        self.replies, self.seen = replies, []
-
-    def generate(self, conversations, desc="generating"):
-        self.seen.extend(conversations)
-        return [self.replies[i % len(self.replies)] for i in range(len(conversations))]
+def scripted(replies: list) -> ScriptedEngine:
+    """The model's words in turn (None: a request that failed for good)."""
+    words = iter(replies * 10)
+    return ScriptedEngine(lambda conversation, params: next(words), temperature=0.7)
 
 
 def test_chat_proposer_prompts_with_facts_never_code_and_cleans_replies():
-    backend = FakeBackend(["First I define main(argv).", "```python\nx = 1\n```", "First I define main(argv)."])
-    proposer = ChatProposer(backend)
+    backend = scripted(["First I define main(argv).", "```python\nx = 1\n```", "First I define main(argv)."])
+    proposer = ChatProposer(backend, seed=5)
     request = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 3)
     spans = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 1,
                             hot_spans=[HotSpan(11, "acc.add(float(arg))", 7.5)])
     out = proposer.propose([request, spans])
     assert out[0] == ["First I define main(argv)."]  # code block dropped, duplicate merged
-    prompt = backend.seen[0][1]["content"]
+    # one call per number of candidates: the n candidates of a request are n samples of one request
+    assert [(len(c), p.n, p.temperature, p.seed) for c, p in backend.calls] == [(1, 3, 0.7, 1005), (1, 1, 0.7, 1005)]
+    prompt = backend.calls[0][0][0][1]["content"]
     assert "def main(argv)" in prompt and "Now I write it." in prompt and "acc = Accumulator()" not in prompt
-    assert "hardest" not in prompt and "line 11: acc.add(float(arg))" in backend.seen[-1][1]["content"]
+    assert "hardest" not in prompt and "line 11: acc.add(float(arg))" in backend.calls[1][0][0][1]["content"]
+    assert proposer.counts["unusable"] == 1 and proposer.counts["proposed"] == 2
 
 
-def test_registry_and_arguments():
+def test_chat_proposer_samples_n_per_request_and_moves_the_seed_with_the_iteration():
+    backend = scripted([f"Variant {i} of the plan for app.py." for i in range(6)])
+    proposer = ChatProposer(backend, seed=1)
+    first = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 0, 2)
+    later = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 2, 2)
+    out = proposer.propose([first, later])
+    assert [len(texts) for texts in out] == [2, 2]
+    assert sorted((len(c), p.n, p.seed) for c, p in backend.calls) == [(1, 2, 1001), (1, 2, 3001)]
+
+
+def test_a_failed_proposer_request_gives_no_candidates_and_is_counted():
+    backend = scripted([None])
+    proposer = ChatProposer(backend)
+    request = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 0, 2)
+    assert proposer.propose([request]) == [[]]
+    assert proposer.counts["failed:scripted"] == 1 and proposer.usage["failed:scripted"] == 1
+
+
+def test_builder_and_arguments():
     assert isinstance(build_proposer(RefineArguments()), StructuralProposer)
-    assert isinstance(build_proposer(RefineArguments(refine_proposer="chat"), backend=FakeBackend(["x"])),
+    assert isinstance(build_proposer(RefineArguments(proposer_backend="openai"), engine=scripted(["x"])),
                       ChatProposer)
-    with pytest.raises(ValueError, match="backend"):
-        build_proposer(RefineArguments(refine_proposer="chat"))
-    with pytest.raises(ValueError, match="refine_proposer"):
-        RefineArguments(refine_proposer="nope")
+    with pytest.raises(ValueError, match="key 'proposer_backend': unknown engine 'nope'"):
+        RefineArguments(proposer_backend="nope")
+    with pytest.raises(ValueError, match="key 'scorer_backend': 'structural'"):
+        RefineArguments(scorer_backend="structural")
+    with pytest.raises(ValueError, match="key 'scorer_temperature'"):
+        RefineArguments(scorer_temperature=0.5)
     with pytest.raises(ValueError, match="refine_iterations"):
         RefineArguments(refine_iterations=0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from refine_trajectory import APP_FACTS, PLAN, UTIL_FACTS, make_trajectory
+from retrace_testing import ScriptedEngine
 
 from retrace.data import trajectory_to_document
 from retrace.refine import (
@@ -98,21 +99,16 @@ def test_structural_proposers_still_propose_at_the_third_iteration():
 
 
 def test_chat_proposer_rewrites_plans_from_facts_through_the_skeleton():
-    class Backend:
-        def __init__(self):
-            self.seen = []
-
-        def generate(self, conversations, desc="generating"):
-            self.seen.extend(conversations)
-            return ["1. util.py: numeric helpers with a running total\n2. app.py: the command line sum\n3. x.py: y",
-                    "```python\nprint(1)\n```"][:len(conversations)]
-
-    backend = Backend()
+    words = iter(["1. util.py: numeric helpers with a running total\n2. app.py: the command line sum\n3. x.py: y",
+                  "```python\nprint(1)\n```"])
+    backend = ScriptedEngine(lambda conversation, params: next(words), temperature=0.7)
     [out] = ChatProposer(backend).propose_plans([plan_request()])
     assert len(out) == 1  # the code-block reply is unusable
     rendered = PlanSkeleton.parse(PLAN, ORDER).apply(out[0])
     assert entries(rendered) == ORDER and rendered.endswith("2. app.py: the command line sum (needs util.py)")
-    system, user = backend.seen[0]
+    [(conversations, params)] = backend.calls
+    assert len(conversations) == 1 and params.n == plan_request().n
+    system, user = conversations[0]
     assert "plans" in system["content"] and "never code" in system["content"]
     assert PLAN in user["content"] and "A tiny calculator." in user["content"]
     assert "defines Accumulator, hypot" in user["content"] and "self.total" not in user["content"]

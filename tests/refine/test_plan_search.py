@@ -13,7 +13,8 @@ from retrace.data import Trajectory, read_documents, trajectory_to_document
 from retrace.data.export import export_repository
 from retrace.data.viewer.load import StepView
 from retrace.data.viewer.page import render_step
-from retrace.llm.scoring import HFScorer, TargetScore
+from retrace.llm.hf_engine import HFEngine
+from retrace.llm.scoring import TargetScore
 from retrace.refine import (
     PlanScorer,
     RefineArguments,
@@ -34,7 +35,7 @@ def tiny_scorer(tiny_llama_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
-    return HFScorer(model, AutoTokenizer.from_pretrained(tiny_llama_dir), max_context_tokens=128,
+    return HFEngine(model, AutoTokenizer.from_pretrained(tiny_llama_dir), max_context_tokens=128,
                     max_chunk_tokens=1, batch_size=3)
 
 

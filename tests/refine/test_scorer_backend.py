@@ -1,9 +1,9 @@
-"""The refine scorer's backend key, and VLLMScorer's logic on a stand-in engine (no vLLM needed).
+"""The refine scorer's engine keys, and the vllm engine's scoring logic on a stand-in `vllm.LLM` (no vLLM needed).
 
 The stand-in mimics what `vllm.LLM.generate` does with `prompt_logprobs=0`: prefix caching in full blocks
 (a hit never covers the last prompt token), log-probabilities only for the positions it computed and
 garbage before them, `num_cached_tokens` on each output. Its numbers come from the tiny Llama's plain
-forward pass, so VLLMScorer must reproduce HFScorer exactly. The real engine is in
+forward pass, so VLLMEngine must reproduce HFEngine exactly. The real engine is in
 tests/llm/test_vllm_scoring_slow.py.
 """
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 from refine_trajectory import APP, UTIL, make_trajectory
 
-from retrace.llm.scoring import HFScorer
+from retrace.llm.hf_engine import HFEngine
 from retrace.refine import (
     RefineArguments,
     StepScorer,
@@ -30,7 +30,7 @@ BLOCK = 4
 
 
 class FakeLLM:
-    """Just enough of `vllm.LLM` for VLLMScorer, backed by a transformers model."""
+    """Just enough of `vllm.LLM` for VLLMEngine's scoring, backed by a transformers model."""
 
     def __init__(self, model, max_model_len: int):
         self.model = model
@@ -80,33 +80,32 @@ def tiny(tiny_llama_dir):
 
 
 def vllm_scorer(tiny, **kw):
-    from retrace.llm.vllm_scoring import VLLMScorer
+    from retrace.llm.vllm_engine import VLLMEngine
 
     model, tokenizer = tiny
     # max_model_len - 1 prompt positions: the same limit as the HF model's positions
-    return VLLMScorer(FakeLLM(model, model.config.max_position_embeddings + 1), tokenizer, **kw)
+    return VLLMEngine(FakeLLM(model, model.config.max_position_embeddings + 1), tokenizer, **kw)
 
 
 def test_backend_key_default_and_validation():
-    assert RefineArguments().refine_scorer_backend == "hf"
-    assert RefineArguments(refine_scorer_backend="vllm").refine_scorer_backend == "vllm"
-    with pytest.raises(ValueError, match="refine_scorer_backend"):
-        RefineArguments(refine_scorer_backend="tgi")
+    assert RefineArguments().scorer_backend == "hf"
+    assert RefineArguments(scorer_backend="vllm").scorer_backend == "vllm"
+    assert RefineArguments(scorer_backend="openai", scorer_model="", scorer_tokenizer="x").scorer_backend == "openai"
+    with pytest.raises(ValueError, match="key 'scorer_backend': unknown engine 'tgi'"):
+        RefineArguments(scorer_backend="tgi")
+    with pytest.raises(ValueError, match="key 'scorer_tokenizer'"):
+        RefineArguments(scorer_backend="openai", scorer_model="")
 
 
 def test_clear_import_error_without_vllm(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError
-    from retrace.llm.vllm_scoring import VLLMScorer
-
-    with pytest.raises(ImportError, match="refine_scorer_backend: hf"):
-        VLLMScorer.from_pretrained("any-model")
-    with pytest.raises(ImportError, match="needs vLLM"):
-        build_step_scorer(RefineArguments(refine_scorer_backend="vllm"))
+    with pytest.raises(ImportError, match="needs vLLM.*use the openai engine, or use hf"):
+        build_step_scorer(RefineArguments(scorer_backend="vllm"))
 
 
 def test_scores_equal_hf(fake_vllm, tiny):
     model, tokenizer = tiny
-    hf = HFScorer(model, tokenizer, max_context_tokens=64, max_chunk_tokens=16, batch_size=3)
+    hf = HFEngine(model, tokenizer, max_context_tokens=64, max_chunk_tokens=16, batch_size=3)
     vl = vllm_scorer(tiny, max_context_tokens=64, max_chunk_tokens=16)
     pairs = [(UTIL, APP), ("", "x = 1\n"), ("def f():\n", "    return 2\n"), (UTIL, "")]
     for got, want in zip(vl.score(pairs), hf.score(pairs)):
@@ -116,7 +115,7 @@ def test_scores_equal_hf(fake_vllm, tiny):
 
 def test_prefix_rows_equal_hf_and_use_the_cache(fake_vllm, tiny):
     model, tokenizer = tiny
-    hf = HFScorer(model, tokenizer, max_context_tokens=128, max_chunk_tokens=1, batch_size=2)
+    hf = HFEngine(model, tokenizer, max_context_tokens=128, max_chunk_tokens=1, batch_size=2)
     vl = vllm_scorer(tiny, max_context_tokens=128, max_chunk_tokens=1)
     prefix = hf.encode_context(UTIL)[-50:]  # not a multiple of BLOCK: the rows recompute its tail
     target = hf.encode_target(APP)[:40]
@@ -144,11 +143,11 @@ def test_prefix_rows_equal_hf_and_use_the_cache(fake_vllm, tiny):
 
 
 def test_refine_search_on_vllm_backend_equals_hf(fake_vllm, tiny):
-    """The whole search with StepScorer on VLLMScorer: the same NLLs, hence the same decisions, as on HF."""
+    """The whole search with StepScorer on VLLMEngine: the same NLLs, hence the same decisions, as on HF."""
     model, tokenizer = tiny
     args = RefineArguments(refine=True, refine_max_context_tokens=128)
     runs = []
-    for scorer in (HFScorer(model, tokenizer, max_context_tokens=128, max_chunk_tokens=1, batch_size=3),
+    for scorer in (HFEngine(model, tokenizer, max_context_tokens=128, max_chunk_tokens=1, batch_size=3),
                    vllm_scorer(tiny, max_context_tokens=128, max_chunk_tokens=1)):
         step_scorer = StepScorer(scorer, max_context_tokens=128)
         assert step_scorer.limit == model.config.max_position_embeddings

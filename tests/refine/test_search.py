@@ -10,7 +10,8 @@ import torch
 from refine_trajectory import APP, UTIL, make_trajectory
 
 from retrace.data import Trajectory, trajectory_to_document
-from retrace.llm.scoring import HFScorer, TargetScore
+from retrace.llm.hf_engine import HFEngine
+from retrace.llm.scoring import TargetScore
 from retrace.refine import (
     RefineArguments,
     StepScorer,
@@ -29,7 +30,7 @@ def tiny_scorer(tiny_llama_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
-    return HFScorer(model, AutoTokenizer.from_pretrained(tiny_llama_dir), max_context_tokens=128,
+    return HFEngine(model, AutoTokenizer.from_pretrained(tiny_llama_dir), max_context_tokens=128,
                     max_chunk_tokens=1, batch_size=3)
 
 
@@ -110,7 +111,7 @@ def test_prefix_reuse_equals_no_reuse(tiny_scorer):
     prefix_ids = tiny_scorer.encode_context(prefix)[-64:]
     pairs = [(prefix_ids + scorer.think_ids(t) + tok(write_header("app.py"), add_special_tokens=False)["input_ids"],
               tok(APP, add_special_tokens=False)["input_ids"]) for t in thinks]
-    plain = HFScorer(tiny_scorer.model, tok, max_context_tokens=512, max_chunk_tokens=512).score_ids(pairs)
+    plain = HFEngine(tiny_scorer.model, tok, max_context_tokens=512, max_chunk_tokens=512).score_ids(pairs)
     for a, b in zip(reused, plain):
         assert a.n_tokens == b.n_tokens
         assert a.nll_sum == pytest.approx(b.nll_sum, rel=1e-4)

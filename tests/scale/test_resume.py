@@ -34,7 +34,7 @@ def make_corpus(root: Path, n_repos: int = 40, n_files: int = 25) -> list[str]:
 
 
 def synthesize(out: Path, specs: list[str], *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy",
+    args = [sys.executable, "synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy_backend",
             "structural", "--sources", *specs, "--heldout_sources", specs[0], "--output_dir", str(out),
             "--repos_per_batch", "1", "--refine", "false", *extra]
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -4,9 +4,10 @@ Uses `repo` for grounding, `llm` for model-backed policies and `data` for the tr
 """
 
 from retrace.agents.config import SimulationArguments
-from retrace.agents.policies import POLICIES, PolicyRequest, build_policy
+from retrace.agents.policies import ChatPolicy, PolicyRequest, StructuralPolicy, build_policy
 from retrace.agents.simulate import SimulationOptions, simulate_repositories
 
 __all__ = [
-    "POLICIES", "PolicyRequest", "SimulationArguments", "SimulationOptions", "build_policy", "simulate_repositories",
+    "ChatPolicy", "PolicyRequest", "SimulationArguments", "SimulationOptions", "StructuralPolicy", "build_policy",
+    "simulate_repositories",
 ]

@@ -1,17 +1,17 @@
 """Policies: who writes the agents' words (requirements, purposes, Think steps, reports).
 
 Every request carries its structural text, written from analysis facts. The `structural` policy
-returns it as is; the model-backed ones (`hf`, `openai`, `vllm`) are one `ChatPolicy` over different
-chat backends of `retrace.llm`: it renders the request's prompt template, generates, validates the
-reply, asks again when it is unusable and finally falls back to the structural text, counting why.
-Policies are looked up by name in `POLICIES`.
+returns it as is; a model-backed one is a `ChatPolicy` over any engine of `retrace.llm` (`hf`, `vllm`,
+`openai`, chosen by the recipe's `policy_backend`): it renders the request's prompt template, generates,
+validates the reply, asks again when it is unusable and finally falls back to the structural text,
+counting why.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class StructuralPolicy:
 
     name = "structural"
 
-    def __init__(self, **_: object):
+    def __init__(self):
         self.counts: Counter[str] = Counter()
 
     def write(self, requests: list[PolicyRequest]) -> list[PolicyReply]:
@@ -82,21 +82,22 @@ def check_reply(text: str, request: PolicyRequest, prompt: str = "", min_chars: 
 
 
 class ChatPolicy:
-    """A chat model behind any backend (`hf`, `openai`, `vllm`) writes the requested kinds of text.
+    """A chat model behind any engine writes the requested kinds of text.
 
     Each reply is validated with `check_reply`; an unusable one is asked again up to `retries` times,
     sampling at `retry_temperature` with a fresh seed so that the answer can differ (a greedy model
-    asked twice says the same thing), then replaced by the structural text. A request the backend
-    could not complete at all (`None`: its transport retries are spent) falls back at once.
+    asked twice says the same thing), then replaced by the structural text. A request the engine
+    could not complete at all (a failed `Reply`: its transport retries are spent) falls back at once.
 
-    `counts` holds one outcome per request (the policy's name, `structural` for kinds not delegated,
-    or `fallback:<reason>`), plus `retry` (requests asked again) and `recovered` (usable on a retry).
+    `counts` holds one outcome per request (the engine's backend name, `structural` for kinds not
+    delegated, or `fallback:<reason>`), plus `retry` (requests asked again) and `recovered` (usable on a
+    retry). The policy's name, and the `source` of what it writes, is the engine's backend.
     """
 
-    def __init__(self, backend, name: str, *, kinds: list[str] | None = None, retries: int = 1,
-                 retry_temperature: float = 0.7, seed: int = 0):
-        self.backend = backend
-        self.name = name
+    def __init__(self, engine, *, kinds: list[str] | None = None, retries: int = 1, retry_temperature: float = 0.7,
+                 seed: int = 0):
+        self.engine = engine
+        self.name = engine.backend
         self.kinds = set(kinds or REQUEST_KINDS)
         unknown = self.kinds - set(REQUEST_KINDS)
         if unknown:
@@ -118,18 +119,18 @@ class ChatPolicy:
         for attempt in range(self.retries + 1):
             if not pending:
                 break
-            sampling = {} if attempt == 0 else {"temperature": self.retry_temperature, "seed": self.seed + attempt}
+            params = self.engine.default_params
             if attempt:
+                params = replace(params, temperature=self.retry_temperature, seed=self.seed + attempt)
                 self.counts["retry"] += len(pending)
             conversations = [[{"role": "system", "content": self.system}, {"role": "user", "content": prompts[i]}]
                              for i in pending]
-            texts = self.backend.generate(conversations, desc="policy" if attempt == 0 else "policy retry",
-                                          **sampling)
+            answers = self.engine.chat(conversations, params, desc="policy" if attempt == 0 else "policy retry")
             still_pending = []
-            for i, text in zip(pending, texts):
-                reason = "request_failed" if text is None else check_reply(text, requests[i], prompts[i])
+            for i, answer in zip(pending, answers):
+                reason = "request_failed" if answer.failed else check_reply(answer.text, requests[i], prompts[i])
                 if reason is None:
-                    replies[i] = PolicyReply(text.strip(), self.name)
+                    replies[i] = PolicyReply(answer.text.strip(), self.name)
                     self.counts[self.name] += 1
                     if attempt:
                         self.counts["recovered"] += 1
@@ -145,66 +146,20 @@ class ChatPolicy:
 
     @property
     def usage(self) -> dict[str, int]:
-        """Tokens and requests spent, plus the backend's own counts (finish reasons, transport retries)."""
-        u = self.backend.usage
-        return {"requests": u.requests, "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                **dict(sorted(getattr(self.backend, "counts", {}).items()))}
+        """Requests and tokens spent, finish reasons, transport retries and failures (`Usage.to_dict`)."""
+        return self.engine.usage.to_dict()
 
 
-# Each builder takes the recipe's policy keys as keywords and ignores those of other backends, so one
-# recipe switches backend by its `policy` key alone.
+def build_policy(args, *, engine=None, engines=None):
+    """The policy of a `SimulationArguments`: structural, or a `ChatPolicy` over the `policy_*` engine.
 
-def _policy_options(kinds=None, retries: int = 1, retry_temperature: float = 0.7, seed: int = 0) -> dict:
-    return {"kinds": kinds, "retries": retries, "retry_temperature": retry_temperature, "seed": seed}
+    `engine` replaces the recipe's engine; `engines` (an `EnginePool`) shares loaded models with other roles.
+    """
+    from retrace.llm import STRUCTURAL, EnginePool, engine_config
 
-
-def build_hf_policy(model_name_or_path: str, *, max_new_tokens: int = 96, batch_size: int = 16,
-                    temperature: float = 0.0, dtype: str = "auto", seed: int = 0, kinds=None, retries: int = 1,
-                    retry_temperature: float = 0.7, **_) -> ChatPolicy:
-    """A local transformers chat model (the embedded SmolLM2 on CPU, any chat model on GPU)."""
-    from retrace.llm.chat import HFChatModel
-
-    backend = HFChatModel(model_name_or_path, dtype=dtype, max_new_tokens=max_new_tokens,
-                          temperature=temperature, batch_size=batch_size, seed=seed)
-    return ChatPolicy(backend, "hf", **_policy_options(kinds, retries, retry_temperature, seed))
-
-
-def build_openai_policy(model_name_or_path: str, *, base_url: str, api_key_env: str = "OPENAI_API_KEY",
-                        max_new_tokens: int = 96, temperature: float = 0.0, seed: int = 0, concurrency: int = 8,
-                        timeout_s: float = 60.0, max_retries: int = 4, ready_timeout_s: float = 600.0,
-                        kinds=None, retries: int = 1, retry_temperature: float = 0.7, **_) -> ChatPolicy:
-    """Any OpenAI-compatible chat-completions server; `model_name_or_path` is the served model's id."""
-    from retrace.llm.openai_chat import OpenAIChatModel
-
-    backend = OpenAIChatModel(base_url, model_name_or_path, api_key_env=api_key_env, max_new_tokens=max_new_tokens,
-                              temperature=temperature, seed=seed, concurrency=concurrency, timeout_s=timeout_s,
-                              max_retries=max_retries, ready_timeout_s=ready_timeout_s)
-    return ChatPolicy(backend, "openai", **_policy_options(kinds, retries, retry_temperature, seed))
-
-
-def build_vllm_policy(model_name_or_path: str, *, max_new_tokens: int = 96, temperature: float = 0.0,
-                      dtype: str = "auto", seed: int = 0, max_model_len: int = 0, tensor_parallel_size: int = 1,
-                      gpu_memory_utilization: float = 0.9, kinds=None, retries: int = 1,
-                      retry_temperature: float = 0.7, **_) -> ChatPolicy:
-    """vLLM in-process (GPU); the batch goes to the engine whole, so `batch_size` does not apply."""
-    from retrace.llm.vllm_chat import VLLMChatModel
-
-    backend = VLLMChatModel(model_name_or_path, dtype=dtype, max_new_tokens=max_new_tokens, temperature=temperature,
-                            seed=seed, max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-                            gpu_memory_utilization=gpu_memory_utilization)
-    return ChatPolicy(backend, "vllm", **_policy_options(kinds, retries, retry_temperature, seed))
-
-
-def build_structural_policy(**_) -> StructuralPolicy:
-    return StructuralPolicy()
-
-
-POLICIES = {"structural": build_structural_policy, "hf": build_hf_policy, "openai": build_openai_policy,
-            "vllm": build_vllm_policy}
-
-
-def build_policy(name: str, **kwargs):
-    """The policy registered as `name`, built from recipe keys (those of other backends are ignored)."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy '{name}'; available: {', '.join(sorted(POLICIES))}")
-    return POLICIES[name](**kwargs)
+    config = engine_config(args, "policy")
+    if config.backend == STRUCTURAL and engine is None:
+        return StructuralPolicy()
+    engine = engine or (engines or EnginePool(seed=args.seed)).get(config, role="policy")
+    return ChatPolicy(engine, kinds=args.policy_kinds, retries=args.policy_retries,
+                      retry_temperature=args.policy_retry_temperature, seed=args.seed)

@@ -1,17 +1,26 @@
-"""The evaluate stage's recipe: which models, which tasks, and the caps that bound its cost."""
+"""The evaluate stage's recipe: which models, which tasks, the engine that runs them and the caps that bound its cost.
+
+The engine is named with the `eval_*` keys every role shares (see `retrace.llm.config`): `eval_backend`
+(hf, vllm, openai), `eval_dtype`, `eval_batch_size`, `eval_base_url`, ... One engine per evaluated model
+serves every task: it generates for the benchmarks and scores for `heldout_nll`. The tasks set their own
+sampling, so the sampling keys (`eval_temperature`, ...) are refused, and so is `structural`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from retrace.llm import embedded_model_dir
+from retrace.llm import check_engine_keys, embedded_model_dir, engine_arguments
 
 CONTEXT_KINDS = ("trajectory", "raw")
-GENERATION_BACKENDS = ("hf", "vllm", "openai")
+
+# `model` empty: each evaluated model's own path (its served id with openai); `tokenizer` empty: that path too.
+EvalEngineArguments = engine_arguments("eval", model="", dtype="float32", batch_size=4)
 
 
 @dataclass
-class EvaluationConfig:
+class EvaluationConfig(EvalEngineArguments):
     """Keys of `recipes/*/evaluate.yaml`; any can be overridden on the command line."""
 
     models: list[str] = field(
@@ -32,27 +41,8 @@ class EvaluationConfig:
     max_files: int = field(
         default=0, metadata={"help": "score at most N files over the whole held-out set, spread evenly over "
                                      "repositories and development order (0: all)"})
-    batch_size: int = field(default=4, metadata={"help": "windows per forward pass"})
-    dtype: str = field(default="float32", metadata={"help": "torch dtype name, or auto (the checkpoint's)"})
-    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... or auto"})
     output_dir: str = field(default="runs/eval", metadata={"help": "where results.json/.md/.png go"})
     seed: int = field(default=0, metadata={"help": "recorded and set; tasks derive their sample seeds from it"})
-    # Generation (benchmarks that make the model write): one backend for every model of the run.
-    backend: str = field(default="hf", metadata={
-        "help": "who generates: hf (transformers, CPU or GPU), vllm (in-process, GPU), openai (a server)",
-        "choices": list(GENERATION_BACKENDS)})
-    generation_batch_size: int = field(default=8, metadata={"help": "prompts per generate call (hf)"})
-    max_model_len: int = field(default=0, metadata={
-        "help": "longest prompt + completion in tokens (vllm engine limit; 0: the model's own)"})
-    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs per model (vllm)"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "share of GPU memory vLLM may take"})
-    openai_base_url: str = field(default="http://127.0.0.1:8000/v1", metadata={
-        "help": "API root of the OpenAI-compatible server (backend openai)"})
-    openai_model: str = field(default="", metadata={
-        "help": "served model id (backend openai; empty: the model spec's path)"})
-    openai_concurrency: int = field(default=16, metadata={"help": "requests in flight (backend openai)"})
-    tokenizer: str = field(default="", metadata={
-        "help": "tokenizer path for prompt lengths with backend openai (empty: the model spec's path)"})
     compare: list[str] = field(default_factory=list, metadata={
         "help": "evaluate output dirs to compare side by side instead of evaluating (table + bar chart)"})
 
@@ -61,16 +51,24 @@ class EvaluationConfig:
         from retrace.evaluation.models import parse_model_specs
         from retrace.evaluation.tasks import get_task
 
-        parse_model_specs(self.models)
+        specs = parse_model_specs(self.models)
         for name in self.tasks:
             get_task(name)
         unknown = [c for c in self.contexts if c not in CONTEXT_KINDS]
         if unknown or not self.contexts:
             raise ValueError(f"key 'contexts': expected some of {list(CONTEXT_KINDS)}, got {self.contexts}")
-        for key in ("max_context_tokens", "max_chunk_tokens", "batch_size", "generation_batch_size",
-                    "tensor_parallel_size", "openai_concurrency"):
+        for key in ("max_context_tokens", "max_chunk_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"key '{key}' must be at least 1, got {getattr(self, key)}")
         for key in ("max_target_tokens_per_file", "max_files"):
             if getattr(self, key) < 0:
                 raise ValueError(f"key '{key}' must be 0 (no cap) or more, got {getattr(self, key)}")
+        # An empty eval_model means each model's own path (a tokenizer is then always at hand), so the
+        # check sees the first one filled in.
+        check_engine_keys(SimpleNamespace(**{**vars(self), "eval_model": self.eval_model or specs[0].path}), "eval")
+        if self.eval_model and self.eval_backend != "openai":
+            raise ValueError(f"key 'eval_model': the {self.eval_backend} engine loads each model of `models`; "
+                             "eval_model names a served model id (openai engine only): leave it empty")
+        if self.eval_model and len(specs) > 1:
+            raise ValueError(f"key 'eval_model': one served id for {len(specs)} models; leave it empty and name "
+                             "each model by its served id in `models`")

@@ -1,11 +1,12 @@
 """The models under evaluation: `name=path` specs, what identifies a checkpoint, and lazy loading.
 
-Tasks get a `ModelUnderTest` and ask it for the interface they need (a scorer today; a generator for
-the generation benchmarks later), so one set of weights is loaded once per model for all tasks.
+Tasks get a `ModelUnderTest` and use its one engine (`model.engine`, built from the recipe's `eval_*`
+keys) to generate and to score, so one set of weights is loaded once per model for all tasks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -14,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrace.llm import embedded_model_dir, resolve_model_path
+from retrace.llm import EngineConfig, embedded_model_dir, engine_config, resolve_model_path
+from retrace.recipe import RecipeError
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
-    from retrace.llm.generation import TextGenerator
-    from retrace.llm.scoring import HFScorer
+    from retrace.llm.engine import Engine
 
 # Bytes hashed at each end of a weights file: enough to tell checkpoints apart, cheap for 16 GB ones.
 FINGERPRINT_EDGE_BYTES = 8 << 20
@@ -92,79 +93,59 @@ def model_fingerprint(path: str) -> dict[str, Any]:
 
 
 class ModelUnderTest:
-    """One model of the recipe, loaded on first use and released by `close()`."""
+    """One model of the recipe with its engine, built on first use and released by `close()`."""
 
     def __init__(self, spec: ModelSpec, config: EvaluationConfig):
         self.spec = spec
         self.config = config
         self.resolved_path = resolve_model_path(spec.path)
-        self._scorer: HFScorer | None = None
-        self._generator: TextGenerator | None = None
+        self._engine: Engine | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def scorer(self) -> HFScorer:
-        """Token log-likelihoods with the recipe's window and batch settings."""
-        if self._scorer is None:
-            from retrace.llm.scoring import HFScorer
-
-            cfg = self.config
-            windows = {"max_context_tokens": cfg.max_context_tokens, "max_chunk_tokens": cfg.max_chunk_tokens,
-                       "batch_size": cfg.batch_size}
-            hf_generator = getattr(self._generator, "model", None) is not None and cfg.backend == "hf"
-            if hf_generator:  # one copy of the weights for both
-                self._scorer = HFScorer(self._generator.model, self._generator.tokenizer, name=self.name, **windows)
-            else:
-                device = None if cfg.device == "auto" else cfg.device
-                self._scorer = HFScorer.from_pretrained(self.resolved_path, dtype=cfg.dtype, device=device,
-                                                        name=self.name, **windows)
-        return self._scorer
+    def engine_config(self) -> EngineConfig:
+        """The recipe's `eval_*` keys with this model filled in: empty `eval_model` is the model's path (with
+        openai, as given: its served id), empty `eval_tokenizer` the model's resolved path."""
+        config = engine_config(self.config, "eval")
+        model = config.model or (self.spec.path if config.backend == "openai" else self.resolved_path)
+        return dataclasses.replace(config, model=model, tokenizer=config.tokenizer or self.resolved_path)
 
     @property
-    def generator(self) -> TextGenerator:
-        """Text generation through the recipe's backend; with hf it shares the scorer's weights when loaded."""
-        if self._generator is None:
-            from retrace.llm import generation
+    def engine(self) -> Engine:
+        """The one engine every task uses: it generates, and scores with the recipe's windows when a task of
+        the run scores (otherwise windows that fit the model, so a short-context model can still generate)."""
+        if self._engine is None:
+            from retrace.evaluation.tasks import get_task
+            from retrace.llm import build_engine
 
             cfg = self.config
-            if cfg.backend == "hf":
-                if self._scorer is not None:
-                    self._generator = generation.HFTextGenerator(
-                        self._scorer.model, self._scorer.tokenizer, name=self.name,
-                        batch_size=cfg.generation_batch_size)
-                else:
-                    device = None if cfg.device == "auto" else cfg.device
-                    self._generator = generation.HFTextGenerator.from_pretrained(
-                        self.resolved_path, dtype=cfg.dtype, device=device, name=self.name,
-                        batch_size=cfg.generation_batch_size)
-            elif cfg.backend == "vllm":
-                self._generator = generation.VLLMTextGenerator(
-                    self.resolved_path, dtype="auto" if cfg.dtype == "auto" else cfg.dtype, seed=cfg.seed,
-                    max_model_len=cfg.max_model_len, tensor_parallel_size=cfg.tensor_parallel_size,
-                    gpu_memory_utilization=cfg.gpu_memory_utilization, name=self.name)
-            else:
-                self._generator = generation.OpenAITextGenerator(
-                    cfg.openai_base_url, cfg.openai_model or self.spec.path,
-                    tokenizer_path=cfg.tokenizer or self.resolved_path, concurrency=cfg.openai_concurrency,
-                    max_model_len=cfg.max_model_len, name=self.name)
-        return self._generator
+            scores = any(get_task(name).scores for name in cfg.tasks)
+            windows = ({"max_context_tokens": cfg.max_context_tokens, "max_chunk_tokens": cfg.max_chunk_tokens}
+                       if scores else {})
+            try:
+                self._engine = build_engine(self.engine_config(), seed=cfg.seed, name=self.name, role="eval",
+                                            **windows)
+            except ValueError as error:  # the scoring windows do not fit this model: a recipe error
+                if "max_context_tokens" not in str(error):
+                    raise
+                raise RecipeError(f"key 'max_context_tokens': {self.name}: {error}; lower max_context_tokens "
+                                  "or max_chunk_tokens") from error
+        return self._engine
 
     def describe(self) -> dict[str, Any]:
-        """Provenance for results.json."""
+        """Provenance for results.json: the checkpoint's identity and, once loaded, its engine and what it spent."""
         info = {"path": self.spec.path, **model_fingerprint(self.resolved_path)}
-        if self._generator is not None:
-            info["generation"] = self._generator.describe()
-        if self._scorer is not None:
-            info["dtype"] = str(next(self._scorer.model.parameters()).dtype).removeprefix("torch.")
-            info["device"] = str(self._scorer.device)
-            info["tokens_forwarded"] = self._scorer.tokens_forwarded
-            info["revision"] = getattr(self._scorer.model.config, "_commit_hash", None)
+        if self._engine is not None:
+            engine = self._engine.describe()
+            info.update({key: engine[key] for key in ("dtype", "device", "revision", "tokens_forwarded")
+                         if key in engine})
+            info["engine"] = engine
         return info
 
     def close(self) -> None:
-        self._scorer = None
-        self._generator = None
+        if self._engine is not None:
+            self._engine.close()
+        self._engine = None
         gc.collect()

@@ -4,17 +4,52 @@ A task prepares its data once per run (shared by every model), then runs on each
 flat metrics for the table, details for results.json and per-sample records for inspection. A task's
 own recipe keys live in its `options` dataclass (keys prefixed with the task's name, e.g. `ruler_lengths`):
 every registered task's options are a section of the evaluate recipe, parsed and checked like the rest.
+
+A request that failed for good (a server's retries spent) is never scored as an empty answer: a task
+passes its engine's replies through `reply_texts`, which raises `RequestsFailed`, and the runner records
+the task as failed (no metrics, the count of lost requests) and stops the run (see docs/evaluation.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from retrace.llm import Reply, count_failures
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
     from retrace.evaluation.models import ModelUnderTest
+
+
+class RequestsFailed(RuntimeError):
+    """Requests of a task that failed for good: the task has no score, since one with lost requests is wrong."""
+
+    def __init__(self, message: str, *, failed: int, requests: int, reasons: dict[str, int] | None = None):
+        super().__init__(message)
+        self.failed = failed
+        self.requests = requests
+        self.reasons = dict(reasons or {})
+
+
+def engine_location(engine: Any) -> str:
+    """Where the engine's requests went, for messages: the server's address, else the engine's backend."""
+    return getattr(engine, "base_url", None) or f"the {getattr(engine, 'backend', '') or 'model'} engine"
+
+
+def reply_texts(model: ModelUnderTest, replies: Sequence[Reply], task: str) -> list[tuple[str, ...]]:
+    """Each reply's texts, in order; raises `RequestsFailed` naming the server when any request failed."""
+    failures = count_failures(list(replies))
+    if failures:
+        failed = sum(failures.values())
+        reasons = {key.removeprefix("failed:"): n for key, n in sorted(failures.items())}
+        raise RequestsFailed(
+            f"{model.name}: {failed} of {len(replies)} {task} requests to {engine_location(model.engine)} failed "
+            f"after retries ({', '.join(f'{k}: {n}' for k, n in reasons.items())}); a score with lost requests "
+            "would be wrong: fix the server (or raise eval_max_retries / eval_timeout_s) and run again",
+            failed=failed, requests=len(replies), reasons=reasons)
+    return [reply.texts for reply in replies]
 
 
 @dataclass
@@ -33,6 +68,7 @@ class Task:
     chart_metrics: Callable[[EvaluationConfig, Any], list[str]]  # (config, options) -> the metrics charted
     chart_label: str = ""
     options: type | None = None  # the dataclass of this task's recipe keys
+    scores: bool = False         # scores text with the engine (its windows are the recipe's)
 
 
 # One line per benchmark: "module:attribute" of its Task.

@@ -13,12 +13,20 @@ from retrace.llm.config import (
     engine_config,
 )
 from retrace.llm.embedded import build_embedded_model, embedded_model_dir, resolve_model_path
-from retrace.llm.registry import ENGINES, build_engine, engine_class
+from retrace.llm.registry import ENGINES, EnginePool, build_engine, engine_class
 from retrace.llm.scoring import PrefixState, ScoreRequest, TargetScore
-from retrace.llm.types import Message, Reply, RequestFailed, SamplingParams, Usage, count_failures, cut_at_stop
+from retrace.llm.types import (
+    Message,
+    Reply,
+    RequestFailed,
+    SamplingParams,
+    Usage,
+    count_failures,
+    cut_at_stop,
+)
 
 __all__ = [
-    "ENGINES", "STRUCTURAL", "EngineConfig", "Message", "PrefixState", "Reply", "RequestFailed", "SamplingParams",
+    "ENGINES", "STRUCTURAL", "EngineConfig", "EnginePool", "Message", "PrefixState", "Reply", "RequestFailed", "SamplingParams",
     "ScoreRequest", "TargetScore", "Usage", "build_embedded_model", "build_engine", "check_engine_keys",
     "count_failures", "cut_at_stop", "embedded_model_dir", "engine_arguments", "engine_class", "engine_config",
     "resolve_model_path",

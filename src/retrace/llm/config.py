@@ -104,6 +104,7 @@ def check_engine_keys(args: Any, role: str) -> None:
     """Refuse, with one line naming the key, what the role's engine cannot do (called at parse time)."""
     spec = ROLES[role]
     config = engine_config(args, role)
+    _check_ranges(config, role)
     key = f"{role}_backend"
     if config.backend == STRUCTURAL:
         if not spec.structural:
@@ -125,6 +126,9 @@ def check_engine_keys(args: Any, role: str) -> None:
     if config.backend == "openai" and "score" in spec.needs and not config.tokenizer_path:
         raise ValueError(f"key '{role}_tokenizer': scoring on a server needs the model's tokenizer here; set "
                          f"{role}_tokenizer (or {role}_model to a local path)")
+
+
+def _check_ranges(config: EngineConfig, role: str) -> None:
     for name, low, strict in (("batch_size", 1, False), ("max_new_tokens", 1, False), ("concurrency", 1, False),
                               ("tensor_parallel_size", 1, False), ("max_retries", 0, False),
                               ("max_model_len", 0, False), ("temperature", 0, False), ("timeout_s", 0, True),

@@ -13,6 +13,7 @@ Every engine (`hf_engine`, `vllm_engine`, `openai_engine`, built through `retrac
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from retrace.llm.config import EngineConfig
@@ -46,6 +47,20 @@ class Engine(WindowedScoring):
     def complete(self, prompts: list[str], params: SamplingParams | None = None,
                  desc: str = "generating") -> list[Reply]:
         raise NotImplementedError
+
+    def for_role(self, config: EngineConfig, *, seed: int = 0, **scoring: Any) -> Engine:
+        """This engine's loaded model under another role's settings: its own sampling defaults, batch size,
+        scoring windows and usage counters; the weights, engine or connection are shared, not copied."""
+        view = copy.copy(self)
+        view._init_engine(self.name, config, seed)
+        if hasattr(view, "batch_size"):
+            view.batch_size = config.batch_size
+        view._rescope_scoring(**scoring)
+        return view
+
+    def _rescope_scoring(self, **scoring: Any) -> None:
+        """New scoring windows on a role's view (`for_role`)."""
+        self._init_scoring(self.tokenizer, max_positions=self.max_positions, **scoring)
 
     def describe(self) -> dict[str, Any]:
         """Provenance: the backend, its settings and what it spent."""

@@ -50,8 +50,8 @@ class HFEngine(HFForwardScoring, Engine):
     backend = "hf"
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "", batch_size: int = 8,
-                 max_context_tokens: int = 1024, max_chunk_tokens: int = 1024, config: EngineConfig | None = None,
-                 seed: int = 0):
+                 max_context_tokens: int | None = None, max_chunk_tokens: int | None = None,
+                 config: EngineConfig | None = None, seed: int = 0):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.model = model

@@ -42,21 +42,45 @@ class OpenAIEngine(PromptLogprobScoring, Engine):
     backend = "openai"
 
     def __init__(self, config: EngineConfig, *, seed: int = 0, name: str = "", role: str = "policy",
-                 max_context_tokens: int = 1024, max_chunk_tokens: int = 1024, **client_options: Any):
+                 max_context_tokens: int | None = None, max_chunk_tokens: int | None = None,
+                 **client_options: Any):
         self._init_engine(name or config.model, config, seed)
         self.client = OpenAIClient(config.base_url, config.model, self.usage, api_key_env=config.api_key_env,
                                    concurrency=config.concurrency, timeout_s=config.timeout_s,
                                    max_retries=config.max_retries, ready_timeout_s=config.ready_timeout_s, seed=seed,
                                    key_prefix=role, **client_options)
         self.max_model_len = config.max_model_len or None
-        self.tokenizer = None
-        if config.tokenizer_path:
+        self._windows = {"max_context_tokens": max_context_tokens, "max_chunk_tokens": max_chunk_tokens}
+        self._hf_tokenizer = None
+
+    # The tokenizer (and with it every scoring attribute) is loaded on first use: a chat-only role never needs
+    # it, and the served model id is often not a path or hub id this machine can load.
+    _SCORING_ATTRS = frozenset({"tokenizer", "special_prefix", "start_ids", "max_context_tokens",
+                                "max_chunk_tokens", "max_positions", "tokens_forwarded"})
+
+    def __getattr__(self, name: str) -> Any:
+        if name in OpenAIEngine._SCORING_ATTRS and "_windows" in self.__dict__:
+            self._load_scoring()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _load_scoring(self) -> None:
+        path = self.config.tokenizer_path
+        if not path:
+            raise ScoringFailed(f"scoring on {self.client.base_url} needs the model's tokenizer here: set the "
+                                "role's tokenizer key (or its model key to a local path)")
+        if self._hf_tokenizer is None:
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(config.tokenizer_path))
-            # vLLM wants room for the one generated token after a scored prompt.
-            self._init_scoring(tokenizer, max_positions=self.max_model_len and self.max_model_len - 1,
-                               max_context_tokens=max_context_tokens, max_chunk_tokens=max_chunk_tokens)
+            self._hf_tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(path))
+        # vLLM wants room for the one generated token after a scored prompt.
+        self._init_scoring(self._hf_tokenizer, max_positions=self.max_model_len and self.max_model_len - 1,
+                           **self._windows)
+
+    def _rescope_scoring(self, **scoring: Any) -> None:
+        self._windows = {"max_context_tokens": None, "max_chunk_tokens": None, **scoring}
+        for name in OpenAIEngine._SCORING_ATTRS:
+            self.__dict__.pop(name, None)
 
     @classmethod
     def from_config(cls, config: EngineConfig, *, seed: int = 0, name: str = "", role: str = "",
@@ -134,9 +158,6 @@ class OpenAIEngine(PromptLogprobScoring, Engine):
     # -- scoring -----------------------------------------------------------------------------------
 
     def _prompt_nlls(self, prompts: list[tuple[list[int], int]]) -> list[list[float]]:
-        if self.tokenizer is None:
-            raise ScoringFailed(f"scoring on {self.base_url} needs the model's tokenizer here: set the role's "
-                                "tokenizer key (or its model key to a local path)")
         longest = max((len(ids) for ids, _ in prompts), default=0)
         if longest > self.max_positions:
             raise ValueError(f"a scored sequence of {longest} tokens exceeds the model's {self.max_positions} "

@@ -7,6 +7,7 @@ Classes are imported on first use, so naming `vllm` in a recipe costs nothing un
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,3 +49,27 @@ def build_engine(config: EngineConfig, *, seed: int = 0, name: str = "", role: s
     (the recipe prefix) makes error messages name the role's keys.
     """
     return engine_class(config.backend).from_config(config, seed=seed, name=name, role=role, **scoring)
+
+
+class EnginePool:
+    """Engines built once per loaded model: roles that name the same model with the same load settings share
+    its weights (or its vLLM engine, or its connection), each role with its own sampling defaults, batch
+    size, scoring windows and usage (`Engine.for_role`). Two in-process vLLM engines of one model would not
+    fit on one GPU; on a CPU the quickstart's policy and scorer load SmolLM2 once.
+    """
+
+    PER_ROLE_KEYS = ("max_new_tokens", "temperature", "top_p", "batch_size")
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self._loaded: dict[EngineConfig, Engine] = {}
+
+    def get(self, config: EngineConfig, *, role: str = "", **scoring: Any) -> Engine:
+        from retrace.llm.config import EngineConfig
+
+        default = EngineConfig()
+        key = dataclasses.replace(config, **{k: getattr(default, k) for k in self.PER_ROLE_KEYS})
+        if key not in self._loaded:
+            self._loaded[key] = build_engine(config, seed=self.seed, role=role, **scoring)
+            return self._loaded[key]
+        return self._loaded[key].for_role(config, seed=self.seed, **scoring)

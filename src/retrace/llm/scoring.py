@@ -90,8 +90,14 @@ class WindowedScoring:
     tokenizer: Any
     max_positions: int
 
-    def _init_scoring(self, tokenizer: Any, *, max_positions: int | None, max_context_tokens: int = 1024,
-                      max_chunk_tokens: int = 1024) -> None:
+    def _init_scoring(self, tokenizer: Any, *, max_positions: int | None, max_context_tokens: int | None = None,
+                      max_chunk_tokens: int | None = None) -> None:
+        """Windows left as None fit the model: at most 1,024 tokens each, together within its positions."""
+        limit = max_positions or 1 << 30
+        if max_chunk_tokens is None:
+            max_chunk_tokens = min(1024, max(limit // 2, 1))
+        if max_context_tokens is None:
+            max_context_tokens = min(1024, max(limit - max_chunk_tokens, 1))
         if max_context_tokens < 1 or max_chunk_tokens < 1:
             raise ValueError("max_context_tokens and max_chunk_tokens must be at least 1")
         self.max_positions = max_positions or 1 << 30

@@ -49,8 +49,8 @@ class VLLMEngine(PromptLogprobScoring, Engine):
     backend = "vllm"
 
     def __init__(self, llm: Any, tokenizer: Any, *, name: str = "", config: EngineConfig | None = None, seed: int = 0,
-                 max_context_tokens: int = 1024, max_chunk_tokens: int = 1024, prefix_caching: bool = True,
-                 engine_args: dict | None = None):
+                 max_context_tokens: int | None = None, max_chunk_tokens: int | None = None,
+                 prefix_caching: bool = True, engine_args: dict | None = None):
         self._sampling_params = import_vllm().SamplingParams
         self.llm = llm
         model_config = llm.llm_engine.model_config

@@ -4,15 +4,14 @@ For each Think right before a Write, a proposer rewrites it, a leakage guard rej
 code, and a scorer keeps a rewrite only if it lowers the NLL of the real file that follows (see `search`).
 With `refine_plan`, the main agent's plan is searched the same way first: only its per-file descriptions
 change, toward the first tokens of the files that follow (see `plan`, `plan_scorer`).
-Uses `retrace.llm` (scorer, chat backends) and `retrace.data` (artifacts) only.
+Uses `retrace.llm` (the proposer's and the scorer's engines) and `retrace.data` (artifacts) only.
 """
 
-from retrace.refine.config import PROPOSER_NAMES, RefineArguments
+from retrace.refine.config import RefineArguments
 from retrace.refine.leakage import LeakCheck, LeakGuard
 from retrace.refine.plan import PlanParseError, PlanSkeleton, plan_block
 from retrace.refine.plan_scorer import PlanScorer
 from retrace.refine.proposers import (
-    PROPOSERS,
     ChatProposer,
     HotSpan,
     PlanRequest,
@@ -35,7 +34,7 @@ from retrace.refine.structural import StructuralProposer
 from retrace.refine.variants import is_refined, no_search_trajectory
 
 __all__ = [
-    "PROPOSERS", "PROPOSER_NAMES", "ChatProposer", "HotSpan", "LeakCheck", "LeakGuard", "PlanParseError",
+    "ChatProposer", "HotSpan", "LeakCheck", "LeakGuard", "PlanParseError",
     "PlanRequest", "PlanScorer", "PlanSkeleton", "ProposalRequest", "Proposer", "RefineArguments", "RefineStats",
     "SearchSummary", "StepScorer", "StructuralProposer", "build_proposer", "build_step_scorer",
     "collect_refine_stats", "is_refined", "no_search_trajectory", "plan_block", "plan_log", "plot_refine_stats",

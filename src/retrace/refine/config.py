@@ -1,38 +1,31 @@
-"""Recipe arguments of the refine stage (flat keys, all prefixed `refine`)."""
+"""Recipe arguments of the refine stage: the search (`refine_*`), the proposer's and the scorer's engines.
+
+The proposer (`proposer_*`) and the scorer (`scorer_*`) name their engines with the same keys as every
+role (see retrace.llm.config). `proposer_backend: structural` proposes grounded variants from the facts
+with no model. The scorer should be the model to be trained (its tokenizer is the documents').
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PROPOSER_NAMES = ("structural", "hf", "chat")
-SCORER_BACKENDS = ("hf", "vllm")
+from retrace.llm import check_engine_keys, engine_arguments
+
+ProposerEngineArguments = engine_arguments("proposer", backend="structural", max_new_tokens=192, temperature=0.7)
+ScorerEngineArguments = engine_arguments("scorer", dtype="float32", batch_size=4)
 
 
 @dataclass
-class RefineArguments:
+class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     """How Think steps (and optionally the plan) are searched: proposer, scorer, budget and the leakage guard."""
 
     refine: bool = field(default=False, metadata={
         "help": "Search every Think step before a Write for text that makes the real code more likely."})
     refine_iterations: int = field(default=3, metadata={"help": "Search iterations per Think step (paper: 3)."})
     refine_candidates: int = field(default=2, metadata={"help": "Rewrites proposed per iteration (paper: 2)."})
-    refine_proposer: str = field(default="structural", metadata={
-        "help": f"Who proposes rewrites: one of {list(PROPOSER_NAMES)} ('chat' = a backend object passed in)."})
-    refine_proposer_model: str = field(default="~/.cache/retrace/models/SmolLM2-135M-Instruct", metadata={
-        "help": "Chat model of the 'hf' proposer: a local path or hub id."})
-    refine_proposer_max_new_tokens: int = field(default=192, metadata={"help": "Generation cap per rewrite."})
-    refine_proposer_temperature: float = field(default=0.7, metadata={
-        "help": "Sampling temperature of a model proposer (0: greedy, then candidates of one step coincide)."})
     refine_surprisal_guided: bool = field(default=False, metadata={
         "help": "Show the proposer where the real code is most surprising under the incumbent Think."})
     refine_surprisal_spans: int = field(default=3, metadata={"help": "High-loss spans shown per proposal."})
-    refine_scorer_model: str = field(default="~/.cache/retrace/models/SmolLM2-135M-Instruct", metadata={
-        "help": "Causal LM scoring the payload (use the model to be trained, for its tokenizer)."})
-    refine_scorer_backend: str = field(default="hf", metadata={
-        "help": f"Scorer engine: one of {list(SCORER_BACKENDS)} ('hf': transformers, past key values reused; "
-                "'vllm': prompt log-probabilities with vLLM's prefix caching, needs vLLM installed)."})
-    refine_dtype: str = field(default="float32", metadata={"help": "torch dtype of the scorer (or 'auto')."})
-    refine_batch_size: int = field(default=4, metadata={"help": "Scored rows per forward pass."})
     refine_max_context_tokens: int = field(default=1024, metadata={
         "help": "The prefix before a Think is cut from the left to this many tokens (Think and payload never are)."})
     refine_max_target_tokens: int = field(default=0, metadata={
@@ -59,13 +52,9 @@ class RefineArguments:
                 "beyond it is left out (bounds a plan candidate's cost)."})
 
     def __post_init__(self) -> None:
-        if self.refine_proposer not in PROPOSER_NAMES:
-            raise ValueError(f"key 'refine_proposer': unknown proposer '{self.refine_proposer}'; "
-                             f"available: {list(PROPOSER_NAMES)}")
-        if self.refine_scorer_backend not in SCORER_BACKENDS:
-            raise ValueError(f"key 'refine_scorer_backend': unknown backend '{self.refine_scorer_backend}'; "
-                             f"available: {list(SCORER_BACKENDS)}")
-        for key in ("refine_iterations", "refine_candidates", "refine_batch_size", "refine_max_context_tokens",
+        check_engine_keys(self, "proposer")
+        check_engine_keys(self, "scorer")
+        for key in ("refine_iterations", "refine_candidates", "refine_max_context_tokens",
                     "refine_leak_ngram", "refine_plan_target_files", "refine_plan_target_tokens",
                     "refine_plan_window_tokens"):
             if getattr(self, key) < 1:

@@ -10,7 +10,8 @@ only the files' descriptions can change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Protocol
 
@@ -64,23 +65,25 @@ class Proposer(Protocol):
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]: ...
 
 
-class ChatBackend(Protocol):
-    """Any chat generation backend of `retrace.llm` (HF, vLLM, OpenAI-compatible)."""
-
-    def generate(self, conversations: list[list[dict[str, str]]], desc: str = ...) -> list[str]: ...
-
-
 def load_prompt(name: str) -> str:
     return resources.files("retrace.refine").joinpath("prompts", f"{name}.prompt").read_text(encoding="utf-8")
 
 
 class ChatProposer:
-    """Rewrites by a chat model: the incumbent and the grounded facts in, a new Think out (never the code)."""
+    """Rewrites by a chat model on any engine: the incumbent and the grounded facts in, a new Think out (never
+    the code).
 
-    name = "chat"
+    The `n` candidates of a request are `n` samples of one request (so a seeded server does not return one
+    sample `n` times); the seed moves with the iteration, so an incumbent that did not change still gets
+    fresh candidates. A request the engine could not complete gives no candidates and is counted
+    `failed:<reason>` in `counts`, beside `proposed` (candidates returned) and `unusable` (replies dropped).
+    """
 
-    def __init__(self, backend: ChatBackend, *, facts_chars: int = 1500):
-        self.backend = backend
+    def __init__(self, engine, *, seed: int = 0, facts_chars: int = 1500):
+        self.engine = engine
+        self.name = engine.backend
+        self.seed = seed
+        self.counts: Counter[str] = Counter()
         self.facts_chars = facts_chars
         self.system = load_prompt("system")
         self.template = load_prompt("rewrite")
@@ -112,14 +115,26 @@ class ChatProposer:
         return self._generate(requests, self.plan_conversation, "refine plan proposals")
 
     def _generate(self, requests, conversation, desc: str) -> list[list[str]]:
-        conversations = [conversation(r) for r in requests for _ in range(r.n)]
-        replies = self.backend.generate(conversations, desc=desc) if conversations else []
-        out, offset = [], 0
-        for request in requests:
-            texts = [clean_reply(t) for t in replies[offset:offset + request.n]]
-            offset += request.n
-            out.append([t for t in dict.fromkeys(texts) if t and t not in request.tried])
+        out: list[list[str]] = [[] for _ in requests]
+        by_call: dict[tuple[int, int], list[int]] = {}
+        for i, request in enumerate(requests):
+            by_call.setdefault((request.n, request.iteration), []).append(i)
+        for (n, iteration), indices in by_call.items():
+            params = replace(self.engine.default_params, n=n, seed=self.seed + 1000 * (iteration + 1))
+            replies = self.engine.chat([conversation(requests[i]) for i in indices], params, desc=desc)
+            for i, reply in zip(indices, replies):
+                if reply.failed:
+                    self.counts[f"failed:{reply.error}"] += 1
+                    continue
+                texts = [clean_reply(t) for t in reply.texts]
+                self.counts["unusable"] += sum(not t for t in texts)
+                out[i] = [t for t in dict.fromkeys(texts) if t and t not in requests[i].tried]
+                self.counts["proposed"] += len(out[i])
         return out
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {**self.engine.usage.to_dict(), **{f"proposer:{k}": v for k, v in sorted(self.counts.items())}}
 
 
 def _plan_facts_line(path: str, facts: dict[str, Any]) -> str:
@@ -136,33 +151,16 @@ def clean_reply(text: str) -> str:
     return text
 
 
-def _structural(args: Any, backend: ChatBackend | None) -> Proposer:
-    return StructuralProposer(max_chars=getattr(args, "refine_max_think_chars", 2400))
+def build_proposer(args: Any, *, seed: int = 0, engine: Any = None, engines: Any = None) -> Proposer:
+    """The proposer of a `RefineArguments`: structural, or a `ChatProposer` over the `proposer_*` engine.
 
+    `seed` is the recipe's; `engine` replaces the recipe's engine; `engines` (an `EnginePool`) shares loaded
+    models with other roles.
+    """
+    from retrace.llm import STRUCTURAL, EnginePool, engine_config
 
-def _hf(args: Any, backend: ChatBackend | None) -> Proposer:
-    if backend is None:
-        from retrace.llm.chat import HFChatModel
-
-        backend = HFChatModel(args.refine_proposer_model, max_new_tokens=args.refine_proposer_max_new_tokens,
-                              temperature=args.refine_proposer_temperature, seed=getattr(args, "seed", 0))
-    return ChatProposer(backend)
-
-
-def _chat(args: Any, backend: ChatBackend | None) -> Proposer:
-    if backend is None:
-        raise ValueError("proposer 'chat' needs a backend object with generate(conversations, desc)")
-    return ChatProposer(backend)
-
-
-# name -> factory(args, backend): 'hf' builds the recipe's proposer model, 'chat' wraps any backend given
-# (vLLM, OpenAI-compatible: built by the caller from retrace.llm, so this stage needs no server knowledge).
-PROPOSERS = {"structural": _structural, "hf": _hf, "chat": _chat}
-
-
-def build_proposer(args: Any, *, backend: ChatBackend | None = None) -> Proposer:
-    """The proposer named by `args.refine_proposer` (a `RefineArguments`)."""
-    name = args.refine_proposer
-    if name not in PROPOSERS:
-        raise ValueError(f"unknown proposer {name!r}; available: {sorted(PROPOSERS)}")
-    return PROPOSERS[name](args, backend)
+    config = engine_config(args, "proposer")
+    if config.backend == STRUCTURAL and engine is None:
+        return StructuralProposer(max_chars=args.refine_max_think_chars)
+    engine = engine or (engines or EnginePool(seed=seed)).get(config, role="proposer")
+    return ChatProposer(engine, seed=seed)

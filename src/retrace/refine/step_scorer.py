@@ -15,10 +15,10 @@ tokenised piecewise (each piece on its own, ids concatenated), where
   longer candidate that then does not fit is rejected as `too_long`); on a model with very few positions
   P gives way first, so that at least `MIN_TARGET_TOKENS` payload tokens are scored.
 Only payload tokens are scored; their mean NLL (nats/token) is the step's objective. P is forwarded once
-per step and its key/value cache reused for every row (incumbent, baseline, all candidates, all
-iterations): `encode_prefix` / `score_after_prefix` of the scorer backend. On `HFScorer` the prefix's past
-key values are copied into each row; on `VLLMScorer` (`refine_scorer_backend: vllm`) each row is the full
-sequence P + row, and vLLM's automatic prefix caching supplies P's key/values (see retrace.llm.vllm_scoring).
+per step and reused for every row (incumbent, baseline, all candidates, all iterations): `encode_prefix` /
+`score_after_prefix` of the scorer engine (`scorer_backend`). On `hf` the prefix's past key values are
+copied into each row; on `vllm` each row is the full sequence P + row and vLLM's automatic prefix caching
+supplies P's key/values; on `openai` (a served vLLM) each row is sent whole (see retrace.llm).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from __future__ import annotations
 import bisect
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from retrace.llm.scoring import HFScorer, TargetScore
+from retrace.llm.scoring import PrefixState, TargetScore
 
 if TYPE_CHECKING:
-    from retrace.llm.vllm_scoring import VLLMScorer
+    from retrace.llm.engine import Engine
 
 ROW_SLACK_TOKENS = 256  # room left beyond the incumbent's row for longer candidates
 MIN_TARGET_TOKENS = 64  # payload tokens kept when positions are short (the prefix gives way first)
@@ -51,7 +51,7 @@ def write_header(path: str) -> str:
 class StepScoring:
     """One step's shared state: the prefix cache, the header and payload ids, the payload's line map."""
 
-    state: Any  # the backend's prefix: `PrefixState` (HF) or `VLLMPrefix` (vLLM); both have `ids`
+    state: PrefixState  # the prefix as the engine encoded it
     header_ids: list[int]
     target_ids: list[int]
     payload: str
@@ -61,18 +61,13 @@ class StepScoring:
 
 
 class StepScorer:
-    """Wraps a scorer backend (`HFScorer` or `VLLMScorer`) with the refine stage's cut rules and cost accounting.
+    """Wraps a scoring engine (any of `retrace.llm`) with the refine stage's cut rules and cost accounting."""
 
-    A backend provides `tokenizer`, `special_prefix`, `encode_context`, `encode_target`, `encode_prefix`,
-    `score_after_prefix`, `tokens_forwarded`, and its position limit as `max_positions` (vLLM) or
-    `model.config.max_position_embeddings` (HF).
-    """
-
-    def __init__(self, scorer: HFScorer | VLLMScorer, *, max_context_tokens: int = 1024, max_target_tokens: int = 0):
+    def __init__(self, scorer: Engine, *, max_context_tokens: int = 1024, max_target_tokens: int = 0):
         self.scorer = scorer
         self.max_context_tokens = max_context_tokens
         self.max_target_tokens = max_target_tokens
-        self.limit = _position_limit(scorer)
+        self.limit = scorer.max_positions
         self.seconds = 0.0
         self.unique_tokens = 0
         self.rows_scored = 0
@@ -151,27 +146,16 @@ def hot_lines(step: StepScoring, score: TargetScore, n: int) -> list[tuple[int, 
     return [(line, lines[line - 1].strip()[:120], nats) for nats, line in reversed(ranked[-n:])]
 
 
-def _position_limit(scorer) -> int:
-    limit = getattr(scorer, "max_positions", None)
-    if limit is None:
-        limit = getattr(getattr(getattr(scorer, "model", None), "config", None), "max_position_embeddings", None)
-    return limit or 1 << 30
+def build_step_scorer(args, scorer: Engine | None = None, *, engines=None) -> StepScorer:
+    """The recipe's scorer (the `scorer_*` engine, built here) or a given engine.
 
-
-def build_step_scorer(args, scorer: HFScorer | VLLMScorer | None = None) -> StepScorer:
-    """The recipe's scorer (`refine_scorer_model` on `refine_scorer_backend`, loaded here) or a given one.
-
-    A given scorer (e.g. an `HFScorer` around the model being trained) is used whatever the backend key.
+    A given engine (e.g. an `HFEngine` around the model being trained) is used whatever the recipe says;
+    `engines` (an `EnginePool`) shares loaded models with other roles.
     """
-    backend = getattr(args, "refine_scorer_backend", "hf")
-    if scorer is None and backend == "vllm":
-        from retrace.llm.vllm_scoring import VLLMScorer
+    if scorer is None:
+        from retrace.llm import EnginePool, engine_config
 
-        scorer = VLLMScorer.from_pretrained(args.refine_scorer_model, dtype=args.refine_dtype, max_chunk_tokens=1,
-                                            max_context_tokens=args.refine_max_context_tokens)
-    elif scorer is None:
-        scorer = HFScorer.from_pretrained(args.refine_scorer_model, dtype=args.refine_dtype,
-                                          batch_size=args.refine_batch_size, max_chunk_tokens=1,
-                                          max_context_tokens=args.refine_max_context_tokens)
+        scorer = (engines or EnginePool()).get(engine_config(args, "scorer"), role="scorer", max_chunk_tokens=1,
+                                               max_context_tokens=args.refine_max_context_tokens)
     return StepScorer(scorer, max_context_tokens=args.refine_max_context_tokens,
                       max_target_tokens=args.refine_max_target_tokens)
