@@ -1,0 +1,117 @@
+"""Every role names its engine the same way, and synthesis runs its policy and proposer on a served model.
+
+The served model is the real local HTTP test server (tests/openai_server.py) with injected faults; the
+scorer is the tiny Llama on the hf engine. Only the server's words are scripted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import re
+
+import pytest
+from openai_server import FakeChatServer, grounded_reply
+from retrace_testing import run_script
+
+from retrace.agents import SimulationArguments
+from retrace.evaluation.config import EvaluationConfig
+from retrace.llm import EngineConfig, EnginePool, engine_config
+from retrace.recipe import RecipeError, parse_recipe
+from retrace.refine import RefineArguments
+
+ROLES = {"policy": SimulationArguments, "proposer": RefineArguments, "scorer": RefineArguments,
+         "eval": EvaluationConfig}
+
+
+def make_repo(root):
+    files = {"shapes/__init__.py": '"""Shapes."""\nfrom .area import area\n',
+             "shapes/units.py": '"""Unit conversion."""\n\ndef to_metres(cm):\n    return cm / 100\n',
+             "shapes/area.py": '"""Areas."""\nfrom shapes.units import to_metres\n\n'
+                               'def area(w_cm, h_cm):\n    """Area in square metres."""\n'
+                               '    return to_metres(w_cm) * to_metres(h_cm)\n'}
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_every_role_has_the_same_engine_keys():
+    suffixes = {f.name for f in dataclasses.fields(EngineConfig)}
+    for role, arguments in ROLES.items():
+        keys = {f.name.removeprefix(f"{role}_") for f in dataclasses.fields(arguments)
+                if f.name.startswith(f"{role}_") and f.name.removeprefix(f"{role}_") in suffixes}
+        assert keys == suffixes, role
+        assert dataclasses.asdict(engine_config(arguments(), role)).keys() == suffixes
+
+
+@pytest.mark.parametrize(("role", "key", "value", "needle"), [
+    ("scorer", "scorer_backend", "structural", "key 'scorer_backend': 'structural' writes text"),
+    ("eval", "eval_backend", "structural", "key 'eval_backend': 'structural'"),
+    ("scorer", "scorer_temperature", "0.5", "key 'scorer_temperature': the refine scorer (NLL of the real code) does not sample"),
+    ("policy", "policy_backend", "tgi", "key 'policy_backend': unknown engine 'tgi'"),
+    ("proposer", "proposer_concurrency", "0", "key 'proposer_concurrency': must be >= 1"),
+])
+def test_what_a_role_cannot_use_is_refused_at_parse_time_in_one_line(tmp_path, role, key, value, needle):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"{key}: {value}\n")
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe([ROLES[role]], ["--config", str(recipe)])
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_misspelt_engine_key_is_refused():
+    with pytest.raises(RecipeError, match="unknown key 'proposer_temprature'"):
+        parse_recipe([RefineArguments], ["--proposer_temprature", "0.5"])
+
+
+def test_roles_naming_the_same_model_share_one_load(tiny_llama_dir):
+    pool = EnginePool(seed=3)
+    model = str(tiny_llama_dir)
+    policy = pool.get(EngineConfig(backend="hf", model=model, dtype="float32", batch_size=16), role="policy")
+    proposer = pool.get(EngineConfig(backend="hf", model=model, dtype="float32", temperature=0.7,
+                                     max_new_tokens=8), role="proposer")
+    scorer = pool.get(EngineConfig(backend="hf", model=model, dtype="float32", batch_size=2), role="scorer",
+                      max_context_tokens=128, max_chunk_tokens=1)
+    other = pool.get(EngineConfig(backend="hf", model=model, dtype="bfloat16"), role="scorer")
+    assert policy.model is proposer.model is scorer.model and other.model is not policy.model
+    assert (policy.batch_size, scorer.batch_size, scorer.max_context_tokens) == (16, 2, 128)
+    assert (proposer.default_params.temperature, proposer.default_params.seed) == (0.7, 3)
+    proposer.complete(["def f():"])
+    assert proposer.usage.requests == 1 and policy.usage.requests == 0  # each role counts its own
+
+
+def test_synthesis_with_policy_and_proposer_on_a_served_model(tmp_path, tiny_llama_dir):
+    """The recipe's policy and proposer talk to one OpenAI-compatible server that fails now and then."""
+    root = make_repo(tmp_path / "tiny")
+    out = tmp_path / "out"
+    counter = itertools.count()
+
+    def reply(body):
+        if body["temperature"] > 0 and body["n"] > 1:  # a proposer request: n different rewrites
+            path = re.search(r"write `([^`]+)`", body["messages"][-1]["content"]).group(1)
+            return f"First the imports of {path}, then its public functions in order (variant {next(counter)})."
+        return grounded_reply(body)
+
+    with FakeChatServer(reply=reply) as server:
+        server.faults.extend(["500", "malformed", "429"])  # retried: the run shrugs these off
+        served = ["--base_url", server.base_url, "--model", server.model, "--api_key_env", "",
+                  "--concurrency", "2", "--ready_timeout_s", "10"]
+        run_script("synthesize.py", "--sources", str(root), "--output_dir", str(out), "--viewer", "false",
+                   "--policy_backend", "openai", *[a.replace("--", "--policy_", 1) if a.startswith("--") else a
+                                                   for a in served],
+                   "--refine", "true", "--refine_iterations", "2", "--refine_candidates", "2",
+                   "--proposer_backend", "openai", *[a.replace("--", "--proposer_", 1) if a.startswith("--") else a
+                                                     for a in served],
+                   "--scorer_model", str(tiny_llama_dir), "--refine_max_context_tokens", "256",
+                   "--seed", "7", timeout=300)
+    proposals = [b for b in server.chat_requests if b.get("n", 1) > 1]
+    assert proposals and all(b["temperature"] == 0.7 and b["max_tokens"] == 192 for b in proposals)
+    assert {b["seed"] for b in proposals} == {7 + 1000, 7 + 2000}  # the recipe's seed, moved per iteration
+    traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
+    searched = [s["meta"]["search"] for s in traj["steps"] if "search" in s["meta"]]
+    texts = [c["text"] for log in searched for c in log["candidates"]]
+    assert texts and all("variant" in t for t in texts if not t.startswith("Now I write"))
+    assert any("variant" in t for t in texts)
+    assert traj["meta"]["text_sources"].get("openai", 0) > 0
