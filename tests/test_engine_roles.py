@@ -13,7 +13,7 @@ import re
 
 import pytest
 from openai_server import FakeChatServer, grounded_reply
-from retrace_testing import run_script
+from retrace_testing import ROOT, run_script
 
 from retrace.agents import SimulationArguments
 from retrace.evaluation.config import EvaluationConfig
@@ -59,6 +59,29 @@ def test_what_a_role_cannot_use_is_refused_at_parse_time_in_one_line(tmp_path, r
     with pytest.raises(RecipeError) as caught:
         parse_recipe([ROLES[role]], ["--config", str(recipe)])
     assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_every_recipe_in_the_engines_doc_parses(tmp_path):
+    from retrace.data.export import ExportArguments
+    from retrace.evaluation import task_option_types
+    from retrace.repo.parallel import ScaleArguments
+    from retrace.repo.sources import IngestArguments
+
+    scripts = {"synthesize": [IngestArguments, SimulationArguments, RefineArguments, ExportArguments, ScaleArguments],
+               "evaluate": [EvaluationConfig, *task_option_types()]}
+    blocks = re.findall(r"```yaml\n# (\w+)\n(.*?)```", (ROOT / "docs" / "engines.md").read_text(), re.S)
+    assert len(blocks) == 12  # 4 roles x 3 engines
+    seen = set()
+    for i, (script, text) in enumerate(blocks):
+        recipe = tmp_path / f"{i}.yaml"
+        recipe.write_text(text)
+        parsed = parse_recipe(scripts[script], ["--config", str(recipe)])
+        backend = re.search(r"^(\w+)_backend: (\w+)", text, re.M)
+        seen.add(backend.groups())
+        role, engine = backend.groups()
+        args = next(a for a in parsed if hasattr(a, f"{role}_backend"))
+        assert getattr(args, f"{role}_backend") == engine
+    assert seen == {(role, engine) for role in ROLES for engine in ("hf", "vllm", "openai")}
 
 
 def test_a_misspelt_engine_key_is_refused():

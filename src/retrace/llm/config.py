@@ -67,6 +67,7 @@ class Role:
     samples: bool                  # uses the sampling keys
     structural: bool               # may be `structural` (no model)
     what: str                      # for messages
+    model_from_run: bool = False   # an empty model/tokenizer is filled in at run time (evaluation's --models)
 
 
 ROLES: dict[str, Role] = {
@@ -74,7 +75,7 @@ ROLES: dict[str, Role] = {
     "proposer": Role(frozenset({"chat"}), True, True, "the refine proposer (rewrites of Thinks)"),
     "scorer": Role(frozenset({"score"}), False, False, "the refine scorer (NLL of the real code)"),
     "eval": Role(frozenset({"chat", "complete", "score"}), False, False,
-                 "evaluation (benchmark tasks set their own sampling)"),
+                 "evaluation (benchmark tasks set their own sampling)", model_from_run=True),
 }
 
 
@@ -123,7 +124,7 @@ def check_engine_keys(args: Any, role: str) -> None:
         for name in SAMPLING_KEYS:
             if getattr(config, name) != getattr(default, name):
                 raise ValueError(f"key '{role}_{name}': {spec.what} does not sample; leave it unset")
-    if config.backend == "openai" and "score" in spec.needs and not config.tokenizer_path:
+    if config.backend == "openai" and "score" in spec.needs and not config.tokenizer_path and not spec.model_from_run:
         raise ValueError(f"key '{role}_tokenizer': scoring on a server needs the model's tokenizer here; set "
                          f"{role}_tokenizer (or {role}_model to a local path)")
 
