@@ -12,18 +12,30 @@ Usage:
     # any key of the recipe can be overridden, e.g. a longer window and whole files on a GPU
     python evaluate.py --config recipes/quickstart/evaluate.yaml --heldout runs/big/synth/heldout \
         --models llama3=meta-llama/Meta-Llama-3-8B ours=runs/big/model \
-        --max_context_tokens 8192 --max_target_tokens_per_file 0 --max_files 0 --dtype bfloat16 --batch_size 8
+        --max_context_tokens 8192 --max_target_tokens_per_file 0 --max_files 0 --eval_dtype bfloat16 --eval_batch_size 8
+
+    # generation and scoring through vLLM in-process (GPU)
+    python evaluate.py --config recipes/quickstart/evaluate.yaml --heldout runs/big/synth/heldout \
+        --models ours=runs/big/model --eval_backend vllm --eval_dtype bfloat16 --eval_max_model_len 32768
+
+    # through a running vLLM server (`vllm serve runs/big/model`: the served id is the model's path)
+    python evaluate.py --config recipes/quickstart/evaluate.yaml --heldout runs/big/synth/heldout \
+        --models ours=runs/big/model --eval_backend openai --eval_base_url http://127.0.0.1:8000/v1 \
+        --eval_concurrency 32
 
 `--models` takes `name=path` entries (or plain paths, named after their last component); `--heldout`
 is a synthesize run's `heldout/` directory (its `documents/` are read), a documents directory or one
-.jsonl file. Outputs land in `--output_dir`, beside the resolved recipe and run_info.json.
+.jsonl file. The `eval_*` keys name the engine (see docs/evaluation.md). Outputs land in `--output_dir`,
+beside the resolved recipe and run_info.json. A task whose requests to a server failed for good stops the
+run: the reports say so, and the script exits 1 with one line naming the server.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
-from retrace.evaluation import EvaluationConfig, run_evaluation, task_option_types
+from retrace.evaluation import EvaluationConfig, RequestsFailed, run_evaluation, task_option_types
 from retrace.recipe import run_entry
 
 
@@ -38,7 +50,11 @@ def main(config: EvaluationConfig, *task_options_and_recipe) -> None:
         print(paths["markdown"].read_text(encoding="utf-8"), end="")
         return
     # a RecipeError here (a path earlier stages make) is one line, exit 2
-    run_evaluation(config, recipe, task_options)
+    try:
+        run_evaluation(config, recipe, task_options)
+    except RequestsFailed as error:  # the reports are written; they say which task has no score
+        print(f"error: {error} (partial results: {config.output_dir}/results.md)", file=sys.stderr)
+        raise SystemExit(1) from None
     print(f"results: {config.output_dir}/results.md, results.json, results.png")
     with open(f"{config.output_dir}/results.md", encoding="utf-8") as handle:
         print(handle.read(), end="")

@@ -12,6 +12,7 @@ import json
 import re
 
 import pytest
+import yaml
 from openai_server import FakeChatServer, grounded_reply
 from retrace_testing import ROOT, run_script
 
@@ -73,8 +74,10 @@ def test_every_recipe_in_the_engines_doc_parses(tmp_path):
     assert len(blocks) == 12  # 4 roles x 3 engines
     seen = set()
     for i, (script, text) in enumerate(blocks):
+        # a snippet is the engine part of a recipe: laid over the quickstart recipe of its script
+        base = yaml.safe_load((ROOT / "recipes" / "quickstart" / f"{script}.yaml").read_text())
         recipe = tmp_path / f"{i}.yaml"
-        recipe.write_text(text)
+        recipe.write_text(yaml.safe_dump({**base, **yaml.safe_load(text)}))
         parsed = parse_recipe(scripts[script], ["--config", str(recipe)])
         backend = re.search(r"^(\w+)_backend: (\w+)", text, re.M)
         seen.add(backend.groups())

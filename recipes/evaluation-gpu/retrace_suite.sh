@@ -5,7 +5,8 @@
 #
 # One evaluate run per model (each model row then carries its own training data in the decontamination
 # task: a model named raw* is checked against $SYNTH/baselines/raw_repos, any other against
-# $SYNTH/documents), then `evaluate.py --compare` writes the paper-style table and bar chart. Sized for one 80 GB GPU
+# $SYNTH/documents), then `evaluate.py --compare` writes the paper-style table and bar chart. One vLLM engine
+# per model generates and scores (heldout_nll by prompt log-probabilities). Sized for one 80 GB GPU
 # per 8B model at 64k. The quickstart recipe's slices are widened to full size here: RULER's 11 tasks at
 # 4k-64k with 100 samples per cell, all 164 HumanEval problems, all 1,240 BFCL questions, every repo-fix
 # mutation kind over the five default stdlib repositories (keys: docs/evaluation.md).
@@ -17,9 +18,9 @@ for spec in $MODELS; do
     name=${spec%%=*}
     documents=$SYNTH/documents; [[ $name == raw* ]] && documents=$SYNTH/baselines/raw_repos
     cmd=(python evaluate.py --config recipes/quickstart/evaluate.yaml --output_dir "$OUT/retrace/$name"
-         --models "$spec" --heldout "$SYNTH/heldout" --backend vllm --dtype "$DTYPE" --seed "$SEED"
-         --tensor_parallel_size "$TP" --max_model_len "$MAX_LEN"
-         --max_context_tokens 16384 --max_target_tokens_per_file 0 --max_files 0 --batch_size 8
+         --models "$spec" --heldout "$SYNTH/heldout" --eval_backend vllm --eval_dtype "$DTYPE" --seed "$SEED"
+         --eval_tensor_parallel_size "$TP" --eval_max_model_len "$MAX_LEN"
+         --max_context_tokens 16384 --max_target_tokens_per_file 0 --max_files 0 --eval_batch_size 8
          --tasks heldout_nll ruler humaneval bfcl repo_fix decontamination
          --decontamination_documents "$name=$documents"
          --ruler_tasks niah_single_1 niah_single_2 niah_single_3 niah_multikey_1 niah_multikey_2 niah_multikey_3

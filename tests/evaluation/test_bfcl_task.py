@@ -22,8 +22,7 @@ from retrace.evaluation.bfcl import (
 from retrace.evaluation.bfcl.prompting import system_template
 from retrace.evaluation.config import EvaluationConfig
 from retrace.evaluation.models import ModelUnderTest, parse_model_specs
-from retrace.llm import embedded_model_dir
-from retrace.llm.chat import GenerationUsage
+from retrace.llm import Reply, Usage, embedded_model_dir
 
 
 @pytest.mark.parametrize("bad, key", [
@@ -84,21 +83,23 @@ def test_averages_follow_bfcl():
     assert math.isnan(empty["overall"])
 
 
-class ScriptedGenerator:
-    """A double for the model's words only: `answer(question_text)` says what it replies."""
+class ScriptedEngine:
+    """A double for the model's words only: `answer(question_text)` says what it replies, as real `Reply`s."""
+
+    backend = "scripted"
 
     def __init__(self, tokenizer, answer, max_model_len=None):
         self.name, self.tokenizer, self.max_model_len = "scripted", tokenizer, max_model_len
-        self.answer, self.usage, self.calls = answer, GenerationUsage(), []
+        self.answer, self.usage, self.calls = answer, Usage(), []
 
     def chat(self, conversations, params, desc="generating"):
         self.calls.append((len(conversations), params))
-        return [[self.answer(c[-1]["content"])] * params.n for c in conversations]
+        return [Reply((self.answer(c[-1]["content"]),) * params.n, ("stop",) * params.n) for c in conversations]
 
 
 class FakeModel:
-    def __init__(self, generator):
-        self.name, self.generator = "scripted", generator
+    def __init__(self, engine):
+        self.name, self.engine = "scripted", engine
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +122,13 @@ def test_metrics_follow_the_scripted_replies(tokenizer):
         right = {"simple": 4, "multiple": 2, "parallel": 0, "parallel_multiple": 1}[question.category]
         return oracle_reply(question, reverse=True) if rank <= right else "I would call the function."
 
-    generator = ScriptedGenerator(tokenizer, answer)
-    result = BFCL.run(FakeModel(generator), data, config, options)
+    engine = ScriptedEngine(tokenizer, answer)
+    result = BFCL.run(FakeModel(engine), data, config, options)
     m = result.metrics
     assert (m["simple"], m["multiple"], m["parallel"], m["parallel_multiple"], m["irrelevance"]) == \
         (100.0, 50.0, 0.0, 25.0, 75.0)
     assert m["non_live_ast"] == pytest.approx(43.75) and m["overall"] == pytest.approx(50.0)
-    (count, params), = generator.calls                       # one batched, greedy request
+    (count, params), = engine.calls                          # one batched, greedy request
     assert count == 20 and params.temperature == 0.0 and params.max_new_tokens == options.bfcl_max_new_tokens
     assert result.details["counts"] == {"questions": 20, "correct": 10, "decode_failures": 9, "skipped": 0}
     assert result.details["per_category"]["parallel"]["error_types"] == {"ast_decoder:decoder_failed": 4}
@@ -145,14 +146,14 @@ def test_prompts_beyond_the_context_are_skipped_and_counted(tokenizer):
                                                        tokenize=True, return_dict=True)["input_ids"])
                      for q in data.questions)
     limit = lengths[4] + 64  # the five shortest fit
-    result = BFCL.run(FakeModel(ScriptedGenerator(tokenizer, lambda text: "[]", max_model_len=limit)),
+    result = BFCL.run(FakeModel(ScriptedEngine(tokenizer, lambda text: "[]", max_model_len=limit)),
                       data, config, options)
     assert result.details["counts"]["questions"] == 5 and result.details["counts"]["skipped"] == 5
     assert all(r["prompt_tokens"] + 64 <= limit for r in result.records)
 
 
 def test_one_real_run_on_smollm2():
-    """Real HFTextGenerator on the embedded SmolLM2: two questions, the reply scored as recorded."""
+    """The real hf engine on the embedded SmolLM2: two questions, the reply scored as recorded."""
     config = EvaluationConfig(models=[str(embedded_model_dir())])
     options = BFCLOptions(bfcl_categories=["simple", "irrelevance"], bfcl_samples=1, bfcl_max_new_tokens=16)
     model = ModelUnderTest(parse_model_specs(config.models)[0], config)
@@ -160,8 +161,8 @@ def test_one_real_run_on_smollm2():
         data = BFCL.prepare(config, options)
         result = BFCL.run(model, data, config, options)
         assert [r["category"] for r in result.records] == ["simple", "irrelevance"]
-        assert model.generator.usage.prompt_tokens == sum(r["prompt_tokens"] for r in result.records)
-        assert 0 < model.generator.usage.completion_tokens <= 2 * 16
+        assert model.engine.usage.prompt_tokens == sum(r["prompt_tokens"] for r in result.records)
+        assert 0 < model.engine.usage.completion_tokens <= 2 * 16
         for question, record in zip(data.questions, result.records):
             assert record["output"].strip()
             assert score_reply(question, record["output"])["correct"] == record["correct"]

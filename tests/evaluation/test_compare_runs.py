@@ -13,8 +13,8 @@ from PIL import Image
 from retrace.evaluation.compare import SettingsMismatch, compare_runs, load_runs
 from retrace.evaluation.report import write_reports
 
-SETTINGS = {"contexts": ["trajectory", "raw"], "max_context_tokens": 1024, "seed": 0, "dtype": "float32",
-            "device": "cpu", "batch_size": 4, "backend": "hf"}
+SETTINGS = {"contexts": ["trajectory", "raw"], "max_context_tokens": 1024, "seed": 0, "eval_dtype": "float32",
+            "eval_device": "cpu", "eval_batch_size": 4, "eval_backend": "hf", "eval_concurrency": 8}
 
 
 def results(models: dict[str, dict[str, dict[str, float]]], humaneval_options=None, **settings) -> dict:
@@ -38,7 +38,7 @@ def write_run(path: Path, data: dict) -> str:
 def two_runs(tmp_path) -> list[str]:
     raw = write_run(tmp_path / "runs/raw/eval", results(
         {"model": {"humaneval": {"pass@1": 0.3476}, "heldout_nll": {"trajectory/nll": 1.25, "raw/nll": 1.5}}},
-        device="cuda:0", batch_size=8))   # how the work was spread does not matter
+        eval_device="cuda:0", eval_batch_size=8, eval_concurrency=32))   # how the work was spread does not matter
     ours = write_run(tmp_path / "runs/ours/eval", results(
         {"model": {"humaneval": {"pass@1": 0.372}, "heldout_nll": {"trajectory/nll": 1.0, "raw/nll": None}},
          "base": {"humaneval": {"pass@1": 0.3}}}))

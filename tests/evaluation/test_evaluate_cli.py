@@ -24,7 +24,7 @@ def evaluated(tmp_path_factory, tiny_model_dir, heldout_dir):
     """Two models that are the same checkpoint (one by plain path), evaluated on the held-out set."""
     recipe = tmp_path_factory.mktemp("recipe") / "evaluate.yaml"
     recipe.write_text("tasks: [heldout_nll]\nmax_context_tokens: 96\nmax_chunk_tokens: 48\n"
-                      "max_target_tokens_per_file: 200\nbatch_size: 3\ndevice: cpu\nseed: 7\n")
+                      "max_target_tokens_per_file: 200\neval_batch_size: 3\neval_device: cpu\nseed: 7\n")
     out = tmp_path_factory.mktemp("eval")
     proc = run_evaluate("--config", str(recipe), "--output_dir", str(out), "--heldout", str(heldout_dir),
                         "--models", f"first={tiny_model_dir}", str(tiny_model_dir))
@@ -40,9 +40,16 @@ def test_writes_results_json_markdown_and_chart(evaluated):
     assert results["settings"]["seed"] == 7 and results["settings"]["contexts"] == ["trajectory", "raw"]
     assert results["provenance"]["recipe"]["max_context_tokens"] == 96
     assert results["provenance"]["packages"]["torch"]
+    settings = results["settings"]
+    assert (settings["eval_backend"], settings["eval_batch_size"], settings["eval_device"]) == ("hf", 3, "cpu")
+    assert "eval_temperature" not in settings  # the tasks sample, not the engine
     model = results["models"]["first"]
-    assert model["resolved_path"] and model["digest"] and model["dtype"] == "float32"
+    assert model["resolved_path"] and model["digest"] and model["dtype"] == "float32" and model["device"] == "cpu"
+    assert model["engine"]["backend"] == "hf" and model["engine"]["batch_size"] == 3
+    assert model["tokens_forwarded"] == model["engine"]["tokens_forwarded"] > 0
+    assert "revision" in model and "failed" not in results
     outcome = model["tasks"]["heldout_nll"]
+    assert outcome["failed_requests"] == 0
     assert set(outcome["metrics"]) == {f"{c}/{m}" for c in ("trajectory", "raw")
                                        for m in ("nll", "ppl", "bits_per_byte")} | {"trajectory_gain/nll"}
     counts = outcome["details"]["counts"]

@@ -56,7 +56,7 @@ def test_heldout_path_accepts_synth_dir_or_documents(heldout_dir, tmp_path):
 
 def test_metrics_are_token_weighted(tiny_model_dir, heldout_dir):
     config = EvaluationConfig(models=[str(tiny_model_dir)], heldout=str(heldout_dir), max_context_tokens=64,
-                              max_chunk_tokens=32, max_target_tokens_per_file=150, device="cpu")
+                              max_chunk_tokens=32, max_target_tokens_per_file=150, eval_device="cpu")
     task = get_task("heldout_nll")
     data = task.prepare(config)
     result = task.run(ModelUnderTest(ModelSpec("tiny", str(tiny_model_dir)), config), data, config)
@@ -85,6 +85,7 @@ def test_quickstart_recipe_parses():
     assert config.tasks[0] == "heldout_nll" and set(config.contexts) == {"trajectory", "raw"}
     assert {"ruler", "humaneval", "bfcl", "repo_fix", "decontamination"} <= set(config.tasks)
     assert config.max_files > 0 and config.max_target_tokens_per_file > 0  # sized for a CPU
+    assert (config.eval_backend, config.eval_dtype, config.eval_batch_size) == ("hf", "float32", 4)  # one engine
     assert recipe.path == str(QUICKSTART)
 
 

@@ -1,4 +1,4 @@
-"""One repo-fix task end to end with a real model: SmolLM2 through HFTextGenerator, the sandbox, scoring.
+"""One repo-fix task end to end with a real model: SmolLM2 through the hf engine, the sandbox, scoring.
 
 SmolLM2-135M is not expected to fix anything; the test proves the whole path runs cleanly with a real
 chat template and tokenizer and yields a well-formed result.
@@ -24,7 +24,7 @@ def test_smollm2_runs_one_task_cleanly(tmp_path):
     model = ModelUnderTest(parse_model_specs(config.models)[0], config)
     try:
         result = REPO_FIX.run(model, prepared, config, options)
-        usage = model.generator.usage
+        usage = model.engine.usage
     finally:
         model.close()
     assert set(result.metrics) == {"resolved", "fail_to_pass", "pass_to_pass"}

@@ -16,7 +16,8 @@ from retrace.evaluation.repofix.generate import GenerationSettings, generate_tas
 from retrace.evaluation.repofix.repos import directory_repository, load_repository
 from retrace.evaluation.repofix.task import PreparedRepoFix, RepoFixOptions, evaluate_tasks, select_tasks
 from retrace.evaluation.repofix.testrun import run_tests
-from retrace.llm.chat import GenerationUsage
+from retrace.evaluation.tasks import RequestsFailed
+from retrace.llm import Reply, Usage
 
 KINDS = ("operation_change", "flip_operator", "remove_conditional", "if_else_invert", "class_rm_funcs")
 SETTINGS = GenerationSettings(kinds=KINDS, tasks_per_kind=1, max_attempts_per_kind=8, seed=0)
@@ -34,20 +35,23 @@ CALC = {
 
 
 class ScriptedChat:
-    """A double for a model's words: `script(conversation) -> reply`; the rest of TextGenerator is real enough."""
+    """A double for a model's words: `script(conversation) -> reply` (None: the request failed for good);
+    the replies are real `Reply`s."""
 
     name = "scripted"
+    backend = "scripted"
     tokenizer = None
     max_model_len = None
 
     def __init__(self, script):
         self.script = script
-        self.usage = GenerationUsage()
+        self.usage = Usage()
         self.calls = 0
 
     def chat(self, conversations, params, desc=""):
         self.calls += 1
-        return [[self.script(conversation)] for conversation in conversations]
+        texts = [self.script(conversation) for conversation in conversations]
+        return [Reply.failure("http_500") if text is None else Reply((text,), ("stop",)) for text in texts]
 
     def complete(self, prompts, params, desc=""):
         raise AssertionError("repo_fix only chats")
@@ -109,10 +113,10 @@ def test_oracle_agent_resolves_every_task(textwrap_tasks):
     repo, task_set = textwrap_tasks
     options = RepoFixOptions(repofix_max_turns=6)
     prepared = _prepared(repo, task_set.tasks)
-    generator = ScriptedChat(oracle(repo))
-    result = evaluate_tasks(generator, prepared, options, seed=0)
+    engine = ScriptedChat(oracle(repo))
+    result = evaluate_tasks(engine, prepared, options, seed=0)
     assert result.metrics == {"resolved": 1.0, "fail_to_pass": 1.0, "pass_to_pass": 1.0}
-    assert generator.calls == 4  # every episode advanced together, one batched call per turn
+    assert engine.calls == 4  # every episode advanced together, one batched call per turn
     for record in result.records:
         assert record["end_reason"] == "done" and record["actions"] == {"read": 1, "write": 1, "run_tests": 1,
                                                                          "done": 1}
@@ -129,6 +133,19 @@ def test_do_nothing_and_chatty_agents_resolve_nothing(textwrap_tasks):
                             RepoFixOptions(repofix_max_turns=2), seed=0)
     assert chatty.metrics["resolved"] == 0.0
     assert all(r["end_reason"] == "max_turns" and r["actions"] == {"invalid": 2} for r in chatty.records)
+
+
+def test_a_lost_reply_fails_the_task_instead_of_playing_an_empty_turn(textwrap_tasks):
+    repo, task_set = textwrap_tasks
+    replies = {1: f"<read path=\"{repo.source_paths[0]}\"/>", 2: None}
+
+    def script(conversation):
+        return replies[sum(m["role"] == "user" for m in conversation)]
+    with pytest.raises(RequestsFailed, match=r"lost turn 2: 1 of 1 requests to the scripted engine failed "
+                                             r"after retries \(http_500: 1\)") as caught:
+        evaluate_tasks(ScriptedChat(script), _prepared(repo, task_set.tasks[:1]), RepoFixOptions(), seed=0,
+                       desc="lost")
+    assert (caught.value.failed, caught.value.requests, caught.value.reasons) == (1, 1, {"http_500": 1})
 
 
 def test_escapes_and_test_edits_are_refused_and_cannot_help(textwrap_tasks):

@@ -3,7 +3,7 @@
 Each run is an evaluate output directory (its `results.json`); rows are `run/model`, columns are task
 metrics. Numbers only compare when they were measured the same way, so for every task two runs share,
 the task's own options and the run settings that change what is measured (all of `settings` except how
-the work was spread: device, batch sizes, parallelism, server address) must agree: otherwise
+the work was spread: device, batch size, parallelism, server address, retries) must agree: otherwise
 `compare_runs` refuses, naming each difference, or with `allow_mismatch` marks the task's columns with
 a dagger and lists the differences under the table.
 """
@@ -19,9 +19,14 @@ from retrace.atomic import write_json, write_text
 from retrace.evaluation.report import bar_chart, json_safe, metric_columns, metric_table
 from retrace.recipe import RecipeError
 
-# Settings that say how the work was run, not what was measured.
-EXECUTION_SETTINGS = frozenset({"device", "batch_size", "generation_batch_size", "tensor_parallel_size",
-                                "gpu_memory_utilization", "openai_concurrency", "openai_base_url"})
+# Settings that say how the work was run, not what was measured (the `eval_*` engine keys, and the names
+# runs recorded before those keys, so older runs still compare).
+EXECUTION_SETTINGS = frozenset({
+    "eval_device", "eval_batch_size", "eval_tensor_parallel_size", "eval_gpu_memory_utilization",
+    "eval_enforce_eager", "eval_base_url", "eval_api_key_env", "eval_concurrency", "eval_timeout_s",
+    "eval_max_retries", "eval_ready_timeout_s",
+    "device", "batch_size", "generation_batch_size", "tensor_parallel_size", "gpu_memory_utilization",
+    "openai_concurrency", "openai_base_url"})
 MISMATCH_MARK = " †"
 MAX_CHART_METRICS = 4
 

@@ -13,6 +13,10 @@ perplexity = exp(nll) and bits per byte (comparable across tokenizers).
 Cost caps (counted in the details): `max_files` keeps that many files over the whole set, shared out
 round-robin across repositories and spread evenly along each repository's development order;
 `max_target_tokens_per_file` scores only a file's first N tokens.
+
+Scoring goes through the model's engine, whichever the recipe names: `hf` (forward passes), `vllm`
+in-process or a vLLM server (`openai`) by prompt log-probabilities; the tokenisation and windows are the
+same rules in every engine (`retrace.llm.scoring`), so the numbers agree within float tolerance.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrace.data import Document, Trajectory, raw_repository_document, read_documents
-from retrace.evaluation.tasks import Task, TaskResult
+from retrace.evaluation.tasks import RequestsFailed, Task, TaskResult, engine_location
 from retrace.recipe import RecipeError
 
 if TYPE_CHECKING:
@@ -153,23 +157,37 @@ def _summary(nll_sum: float, tokens: int, n_bytes: int, files: int) -> dict[str,
             "tokens": tokens, "files": files}
 
 
+def _score(model: ModelUnderTest, pairs: list) -> list:
+    """The engine's scores; a scoring request that failed for good (a server's) fails the task, naming it."""
+    from retrace.llm.openai_engine import ScoringFailed
+
+    engine = model.engine
+    failed_before = engine.usage.failed
+    try:
+        return engine.score_ids(pairs, desc=f"{model.name}: heldout_nll")
+    except ScoringFailed as error:
+        failed = engine.usage.failed - failed_before
+        raise RequestsFailed(f"{model.name}: heldout_nll scoring on {engine_location(engine)} failed: {error}",
+                             failed=failed, requests=len(pairs)) from error
+
+
 def run(model: ModelUnderTest, heldout: HeldoutSet, config: EvaluationConfig, options: None = None) -> TaskResult:
     """Score every selected file under every context; aggregate token-weighted, overall and per repo."""
-    scorer = model.scorer
+    engine = model.engine
     cap = config.max_target_tokens_per_file
     pairs, rows = [], []
     tokens_total = 0
     for target in heldout.targets:
-        target_ids = scorer.encode_target(target.text)
+        target_ids = engine.encode_target(target.text)
         scored_ids = target_ids[:cap] if cap else target_ids
         tokens_total += len(target_ids)
-        scored_text = target.text if len(scored_ids) == len(target_ids) else scorer.tokenizer.decode(scored_ids)
+        scored_text = target.text if len(scored_ids) == len(target_ids) else engine.tokenizer.decode(scored_ids)
         for context in config.contexts:
-            pairs.append((scorer.encode_context(target.contexts[context]), scored_ids))
+            pairs.append((engine.encode_context(target.contexts[context]), scored_ids))
             rows.append({"repo": target.repo, "path": target.path, "position": target.position,
                          "context": context, "n_target_tokens": len(target_ids),
                          "n_bytes": len(scored_text.encode("utf-8"))})
-    scores = scorer.score_ids(pairs, desc=f"{model.name}: heldout_nll")
+    scores = _score(model, pairs)
     totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0, 0, 0])
     for row, score in zip(rows, scores):
         row.update(n_tokens=score.n_tokens, nll_sum=score.nll_sum, nll=score.mean)
@@ -210,4 +228,5 @@ HELDOUT_NLL = Task(
     run=run,
     chart_metrics=lambda config, options: [f"{c}/nll" for c in config.contexts],
     chart_label="held-out code NLL (nats/token, lower is better)",
+    scores=True,
 )

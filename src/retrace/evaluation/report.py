@@ -2,7 +2,8 @@
 
 Rows are models, columns are `<task> <metric>`; the chart compares models on each task's chosen
 metrics. NaN (nothing scored) is written as null in JSON and as "n/a" in the table, a task a row did
-not run as "-". The table and chart code is shared with `compare.py` (rows there are run/model).
+not run as "-". A run stopped by lost requests (`results["failed"]`) says so above the table. The table
+and chart code is shared with `compare.py` (rows there are run/model).
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def markdown_table(results: dict[str, Any]) -> str:
     headline = {task: list(charts.get(task, {}).get("metrics", [])) for task in results["tasks"]}
     headline = {task: metrics for task, metrics in headline.items() if metrics}
     lines = metric_table(_only_metrics(rows, headline)) if headline else []
+    if failed := results.get("failed"):
+        lines = [f"**Run stopped: {failed['task']} lost {failed['failed_requests']} request(s) for "
+                 f"{failed['model']}; it has no score and later tasks and models did not run.** "
+                 f"{failed['error']}", ""] + lines
     for task in results["tasks"]:
         ran = [m for m in rows.values() if task in m["tasks"]]
         metrics = {k for m in ran for k in m["tasks"][task]["metrics"]}

@@ -2,6 +2,10 @@
 
 Task data is prepared once and shared; each model is loaded once for all tasks and released before
 the next, so peak memory is one model. Everything a result depends on goes into results.json.
+
+A task whose requests failed for good (`RequestsFailed`: a server's retries spent) stops the run: the
+reports are written with what was done and the failed task's count of lost requests, then the error is
+raised again, so a benchmark number is never made from lost requests.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from retrace.atomic import write_jsonl
 from retrace.evaluation.config import EvaluationConfig
 from retrace.evaluation.models import ModelUnderTest, missing_model_paths, parse_model_specs
 from retrace.evaluation.report import json_safe, write_reports
-from retrace.evaluation.tasks import get_task
+from retrace.evaluation.tasks import RequestsFailed, get_task
 from retrace.evaluation.wheel_data import data_checksums
+from retrace.llm import engine_config
+from retrace.llm.config import SAMPLING_KEYS
 from retrace.provenance import git_revision, package_versions, save_run_info
 from retrace.recipe import Recipe, RecipeError
 
@@ -32,7 +38,7 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Seque
     a task whose section is absent gets its options' defaults.
 
     Raises RecipeError (naming the key) for inputs only checkable now: model paths made by earlier
-    stages, the held-out set.
+    stages, the held-out set. Raises RequestsFailed, after writing the reports, when a task lost requests.
     """
     import torch
 
@@ -54,32 +60,58 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Seque
         "settings": {"contexts": list(config.contexts), "max_context_tokens": config.max_context_tokens,
                      "max_chunk_tokens": config.max_chunk_tokens,
                      "max_target_tokens_per_file": config.max_target_tokens_per_file,
-                     "max_files": config.max_files, "batch_size": config.batch_size, "dtype": config.dtype,
-                     "device": config.device, "seed": config.seed, "backend": config.backend,
-                     "generation_batch_size": config.generation_batch_size, "max_model_len": config.max_model_len},
+                     "max_files": config.max_files, "seed": config.seed, **engine_settings(config)},
         "task_options": {name: dataclasses.asdict(o) for name, o in options.items() if o is not None},
         "models": {},
         "provenance": {"recipe_path": recipe.path, "recipe": recipe.values, "argv": recipe.argv,
                        "git_revision": git_revision(), "packages": package_versions()},
     }
+    failure: RequestsFailed | None = None
     for spec in specs:
         model = ModelUnderTest(spec, config)
         started = time.perf_counter()
         outcomes = {}
-        for task in tasks:
-            task_started = time.perf_counter()
-            outcome = task.run(model, prepared[task.name], config, options[task.name])
-            outcomes[task.name] = {"metrics": outcome.metrics, "details": outcome.details,
-                                   "seconds": round(time.perf_counter() - task_started, 2)}
-            write_jsonl(output_dir / "samples" / spec.name / f"{task.name}.jsonl", json_safe(outcome.records))
-            logger.info("%s %s: %s", spec.name, task.name, outcome.metrics)
-        results["models"][spec.name] = {**model.describe(), "tasks": outcomes,
-                                        "seconds": round(time.perf_counter() - started, 2)}
-        model.close()
+        try:
+            for task in tasks:
+                task_started = time.perf_counter()
+                try:
+                    outcome = task.run(model, prepared[task.name], config, options[task.name])
+                except RequestsFailed as error:
+                    logger.error("%s %s: %s", spec.name, task.name, error)
+                    outcomes[task.name] = failed_outcome(error, time.perf_counter() - task_started)
+                    results["failed"] = {"model": spec.name, "task": task.name, "failed_requests": error.failed,
+                                         "error": str(error)}
+                    failure = error
+                    break
+                outcomes[task.name] = {"metrics": outcome.metrics, "details": outcome.details, "failed_requests": 0,
+                                       "seconds": round(time.perf_counter() - task_started, 2)}
+                write_jsonl(output_dir / "samples" / spec.name / f"{task.name}.jsonl", json_safe(outcome.records))
+                logger.info("%s %s: %s", spec.name, task.name, outcome.metrics)
+            results["models"][spec.name] = {**model.describe(), "tasks": outcomes,
+                                            "seconds": round(time.perf_counter() - started, 2)}
+        finally:
+            model.close()
+        if failure is not None:
+            break
 
     # Fetched by the tasks' prepare/run; recorded so every number traces to the exact data bytes.
     results["provenance"]["data_checksums"] = data_checksums()
     charts = {task.name: (task.chart_metrics(config, options[task.name]), task.chart_label) for task in tasks}
     write_reports(output_dir, results, charts)
     save_run_info(output_dir, recipe, "evaluate")
+    if failure is not None:
+        raise failure
     return results
+
+
+def engine_settings(config: EvaluationConfig) -> dict[str, Any]:
+    """The recipe's `eval_*` engine keys as recorded in results.json (the sampling keys are the tasks')."""
+    engine = dataclasses.asdict(engine_config(config, "eval"))
+    return {f"eval_{key}": value for key, value in engine.items() if key not in SAMPLING_KEYS}
+
+
+def failed_outcome(error: RequestsFailed, seconds: float) -> dict[str, Any]:
+    """A task that lost requests: no metrics (they would be wrong), the count and the reason instead."""
+    return {"metrics": {}, "failed_requests": error.failed, "error": str(error), "seconds": round(seconds, 2),
+            "details": {"counts": {"requests": error.requests, "failed_requests": error.failed},
+                        "failed": error.reasons, "summary": f"FAILED, no score: {error}"}}

@@ -38,17 +38,23 @@ def engine_location(engine: Any) -> str:
     return getattr(engine, "base_url", None) or f"the {getattr(engine, 'backend', '') or 'model'} engine"
 
 
-def reply_texts(model: ModelUnderTest, replies: Sequence[Reply], task: str) -> list[tuple[str, ...]]:
-    """Each reply's texts, in order; raises `RequestsFailed` naming the server when any request failed."""
+def raise_on_failures(replies: Sequence[Reply], engine: Any, what: str) -> None:
+    """Raise `RequestsFailed`, naming the server and `what` asked, when any of `replies` failed for good."""
     failures = count_failures(list(replies))
-    if failures:
-        failed = sum(failures.values())
-        reasons = {key.removeprefix("failed:"): n for key, n in sorted(failures.items())}
-        raise RequestsFailed(
-            f"{model.name}: {failed} of {len(replies)} {task} requests to {engine_location(model.engine)} failed "
-            f"after retries ({', '.join(f'{k}: {n}' for k, n in reasons.items())}); a score with lost requests "
-            "would be wrong: fix the server (or raise eval_max_retries / eval_timeout_s) and run again",
-            failed=failed, requests=len(replies), reasons=reasons)
+    if not failures:
+        return
+    failed = sum(failures.values())
+    reasons = {key.removeprefix("failed:"): n for key, n in sorted(failures.items())}
+    raise RequestsFailed(
+        f"{what}: {failed} of {len(replies)} requests to {engine_location(engine)} failed after retries "
+        f"({', '.join(f'{k}: {n}' for k, n in reasons.items())}); a score with lost requests would be wrong: "
+        "fix the server (or raise eval_max_retries / eval_timeout_s) and run again",
+        failed=failed, requests=len(replies), reasons=reasons)
+
+
+def reply_texts(model: ModelUnderTest, replies: Sequence[Reply], task: str) -> list[tuple[str, ...]]:
+    """Each reply's texts, in order; raises `RequestsFailed` when any request of the task failed for good."""
+    raise_on_failures(replies, model.engine, f"{model.name}: {task}")
     return [reply.texts for reply in replies]
 
 

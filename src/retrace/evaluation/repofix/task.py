@@ -21,12 +21,13 @@ from retrace.evaluation.repofix.generate import GenerationSettings, RepoFixTask,
 from retrace.evaluation.repofix.mutations import MUTATION_KINDS
 from retrace.evaluation.repofix.repos import DEFAULT_REPOS, FRAMEWORKS, Repository, load_repository
 from retrace.evaluation.tasks import Task, TaskResult
+from retrace.llm import SamplingParams
 from retrace.llm.embedded import cache_root
-from retrace.llm.generation import SamplingParams, TextGenerator
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
     from retrace.evaluation.models import ModelUnderTest
+    from retrace.llm.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +132,12 @@ def prepare_tasks(options: RepoFixOptions, seed: int) -> PreparedRepoFix:
     return PreparedRepoFix({r.name: r for r in repos}, chosen, counts, task_set.cache_path, task_set.from_cache)
 
 
-def evaluate_tasks(generator: TextGenerator, prepared: PreparedRepoFix, options: RepoFixOptions, seed: int,
+def evaluate_tasks(engine: Engine, prepared: PreparedRepoFix, options: RepoFixOptions, seed: int,
                    desc: str = "repo_fix") -> TaskResult:
-    """Run an episode per task with `generator` and score it."""
+    """Run an episode per task with `engine` and score it."""
     settings = options.loop(seed)
     episodes = [start_episode(task, prepared.repos[task.repo], settings) for task in prepared.tasks]
-    run_episodes(generator, episodes, settings, desc)
+    run_episodes(engine, episodes, settings, desc)
     records = [score_episode(e, settings) for e in tqdm(episodes, desc=f"{desc}: scoring", unit="task",
                                                         disable=len(episodes) < 4)]
     return summarize(records, prepared, settings)
@@ -180,7 +181,7 @@ def prepare(config: EvaluationConfig, options: RepoFixOptions | None) -> Prepare
 
 def run(model: ModelUnderTest, prepared: PreparedRepoFix, config: EvaluationConfig,
         options: RepoFixOptions | None) -> TaskResult:
-    return evaluate_tasks(model.generator, prepared, options or RepoFixOptions(), config.seed,
+    return evaluate_tasks(model.engine, prepared, options or RepoFixOptions(), config.seed,
                           desc=f"{model.name}: repo_fix")
 
 

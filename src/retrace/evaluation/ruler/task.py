@@ -2,7 +2,7 @@
 
 Samples are built per tokenizer (a length is measured with the evaluated model's own tokenizer and
 wrapping), once per distinct tokenizer in a run, and generated greedily through
-`model.generator.complete`. A (task, length) cell that cannot be built (a length too short for the
+`model.engine.complete`. A (task, length) cell that cannot be built (a length too short for the
 task's fixed text, or longer than the model's context) is skipped, logged and listed in the details.
 Scores are percentages: per task per length, their mean per length, and the mean of those.
 """
@@ -27,7 +27,7 @@ from retrace.evaluation.ruler.fitting import LengthError
 from retrace.evaluation.ruler.prompts import PROMPT_STYLES, PromptFormat
 from retrace.evaluation.ruler.scoring import SCORERS, clean_prediction
 from retrace.evaluation.ruler.sources import Sources, load_sources
-from retrace.evaluation.tasks import Task, TaskResult
+from retrace.evaluation.tasks import Task, TaskResult, reply_texts
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
@@ -147,18 +147,18 @@ def aggregate(records: list[dict[str, Any]], tasks: list[str],
 
 def run(model: ModelUnderTest, data: RulerData, config: EvaluationConfig, options: RulerOptions | None) -> TaskResult:
     """Build (or reuse) this tokenizer's samples, generate greedily per task, score by string match."""
-    from retrace.llm.generation import SamplingParams
+    from retrace.llm import SamplingParams
 
     options = options or RulerOptions()
-    generator = model.generator
-    prompt_format = PromptFormat.for_tokenizer(generator.tokenizer, options.ruler_prompt_style,
+    engine = model.engine
+    prompt_format = PromptFormat.for_tokenizer(engine.tokenizer, options.ruler_prompt_style,
                                                options.ruler_answer_prefix)
     key = prompt_format.fingerprint()
     if key not in data.built:
         data.built[key] = build_samples(options, data.sources, prompt_format, data.seed)
     samples, skipped = data.built[key]
     skipped = list(skipped)
-    limit = generator.max_model_len
+    limit = engine.max_model_len
     if limit:
         too_long = sorted({(s.task, s.length) for s in samples if s.length > limit})
         for task, length in too_long:
@@ -174,8 +174,8 @@ def run(model: ModelUnderTest, data: RulerData, config: EvaluationConfig, option
             continue
         params = SamplingParams(max_new_tokens=group[0].max_new_tokens, temperature=0.0, seed=data.seed)
         budgets[task] = params.to_dict()
-        outputs = generator.complete([s.prompt for s in group], params, desc=f"{model.name}: ruler {task}")
-        records += score_samples(group, [texts[0] for texts in outputs])
+        replies = engine.complete([s.prompt for s in group], params, desc=f"{model.name}: ruler {task}")
+        records += score_samples(group, [texts[0] for texts in reply_texts(model, replies, "ruler")])
 
     metrics, per_length = aggregate(records, options.ruler_tasks, options.ruler_lengths)
     details = {
