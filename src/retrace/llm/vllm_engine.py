@@ -82,6 +82,10 @@ class VLLMEngine(PromptLogprobScoring, Engine):
         return cls(llm, tokenizer, name=name or config.model, config=config, seed=seed,
                    engine_args={k: v for k, v in engine.items() if k != "model"}, **scoring)
 
+    def _rescope_scoring(self, **scoring: Any) -> None:
+        super()._rescope_scoring(**scoring)
+        self.tokens_cached = self.rescored = 0  # a role's view counts its own work
+
     # -- generation --------------------------------------------------------------------------------
 
     def _params(self, params: SamplingParams):
