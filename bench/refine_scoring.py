@@ -4,8 +4,8 @@
 
 Trajectories: the structural policy on `--sources` (standard-library packages by default), built here in
 memory. Refinement: the structural proposer, 3 iterations x 2 candidates, the embedded SmolLM2-135M as
-scorer on CPU (float32), prefix cut to `--context` tokens, payload to `--target` tokens, Thinks to
-`--think_chars` characters: small enough for ~1-2 minutes on a 2-core CPU.
+scorer (the `hf` engine, `HFEngine`) on CPU (float32), prefix cut to `--context` tokens, payload to
+`--target` tokens, Thinks to `--think_chars` characters: small enough for ~1-2 minutes on a 2-core CPU.
 
 Reported:
 1. tokens forwarded per unique token. "Unique" = the tokens of the distinct texts that had to be scored:
@@ -34,18 +34,19 @@ except ImportError:  # running from a checkout without an install
 
 
 def make_trajectories(sources: list[str]):
-    from retrace.agents import SimulationOptions, build_policy, simulate_repositories
+    from retrace.agents import SimulationOptions, StructuralPolicy, simulate_repositories
     from retrace.repo import IngestStats
     from retrace.repo.parallel import analyze_in_workers
     from retrace.repo.sources import IngestArguments, ingest_sources
 
     snapshots = ingest_sources(sources, IngestArguments(sources=sources, heldout_sources=[]), IngestStats())
     graphs = analyze_in_workers(snapshots, 1)
-    return simulate_repositories(list(zip(snapshots, graphs)), build_policy("structural"), SimulationOptions())
+    return simulate_repositories(list(zip(snapshots, graphs)), StructuralPolicy(), SimulationOptions())
 
 
 class RecordingStepScorer:
-    """Wraps a StepScorer; after each of its calls, times a bare forward of the same token sequences.
+    """Wraps a StepScorer (its `scorer` an `HFEngine`); after each of its calls, times a bare forward of the same
+    token sequences.
 
     Interleaving the two keeps them under the same load when other work shares the machine.
     """
@@ -106,7 +107,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     trajectories = make_trajectories(args.sources)
-    recipe = RefineArguments(refine=True, refine_scorer_model=args.model, refine_max_context_tokens=args.context,
+    recipe = RefineArguments(refine=True, scorer_model=args.model, refine_max_context_tokens=args.context,
                              refine_max_target_tokens=args.target, refine_max_think_chars=args.think_chars,
                              refine_max_steps_per_repo=args.max_steps)
     scorer = RecordingStepScorer(build_step_scorer(recipe))

@@ -3,7 +3,14 @@
 Tests talk to it over loopback exactly as they would to `vllm serve`: the client's sockets, timeouts,
 status codes and bodies are all real. Only the words are scripted (`reply(request_body) -> str`).
 
-Faults are consumed one per chat request, in arrival order, from `server.faults`:
+Scoring, as vLLM's server does it: a `completions` request whose `prompt` is a list of token ids and that
+asks for `prompt_logprobs` is answered with vLLM's `choices[0]["prompt_logprobs"]` (one entry per prompt
+token, the first None, each `{"<token id>": {"logprob", "rank", "decoded_token"}}`), the log-probabilities
+computed by `score(ids) -> [log p(ids[p] | ids[:p]) for p in 1..len(ids)-1]`. `rank` is not computed (1)
+and `decoded_token` is empty. `prompt_logprobs=False` models a server that cannot score: it ignores the
+field and answers with one generated token only.
+
+Faults are consumed one per POST (chat, completion or scoring request), in arrival order, from `server.faults`:
 `"500"` (HTTP 500), `"429"` (with `Retry-After`), `"slow"` (sleep `slow_s`, past the client's timeout,
 then answer), `"malformed"` (HTTP 200 with a body that is not JSON), `"empty_choices"` (valid JSON,
 no choices), `"400"` (a non-retryable client error). `ready_after_s` keeps `/v1/models` at 503 for
@@ -22,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def grounded_reply(body: dict) -> str:
     """Words a validator accepts: they name the file (or project) the prompt is about, and paste no code."""
-    prompt = body["messages"][-1]["content"]
+    prompt = body["messages"][-1]["content"] if "messages" in body else str(body.get("prompt", ""))
     match = re.search(r"(?:file|implement|write|wrote) (\S+\.\w+)", prompt) or re.search(r'project "([^"]+)"', prompt)
     subject = match.group(1) if match else "the project"
     return f"The server's note: {subject} comes next, built from what its dependencies already provide."
@@ -32,8 +39,11 @@ class FakeChatServer:
     """`ThreadingHTTPServer` on 127.0.0.1, an ephemeral port, in a daemon thread; a context manager."""
 
     def __init__(self, reply=grounded_reply, *, model: str = "test-model", ready_after_s: float = 0.0,
-                 delay_s: float = 0.0, slow_s: float = 2.0, retry_after: str = "1"):
+                 delay_s: float = 0.0, slow_s: float = 2.0, retry_after: str = "1", score=None,
+                 prompt_logprobs: bool = True):
         self.reply = reply
+        self.score = score                # ids -> log-probabilities of ids[1:] (scoring requests)
+        self.prompt_logprobs = prompt_logprobs
         self.model = model
         self.ready_after_s = ready_after_s
         self.delay_s = delay_s            # every chat request takes this long (to observe concurrency)
@@ -43,7 +53,7 @@ class FakeChatServer:
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
-        self.chat_requests: list[dict] = []   # bodies received, in arrival order
+        self.chat_requests: list[dict] = []   # bodies received (every POST), in arrival order
         self.authorizations: list[str | None] = []  # the Authorization header of each chat request
         self.log: list[tuple[float, str]] = []  # (time, fault or "ok") per chat request
         self.model_polls = 0
@@ -58,6 +68,11 @@ class FakeChatServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def scoring_requests(self) -> list[list[int]]:
+        """The token-id prompts of the scoring requests received (faulted ones included), in arrival order."""
+        return [body["prompt"] for body in self.chat_requests if _is_scoring(body)]
 
     def __enter__(self) -> FakeChatServer:
         self.started = time.monotonic()
@@ -131,10 +146,12 @@ class FakeChatServer:
                     return self._send(200, b'{"choices": []}')
                 if fault == "slow":
                     time.sleep(server.slow_s)
+                if _is_scoring(body):
+                    return self._send(200, json.dumps(server._score_payload(body)).encode())
                 chat = "messages" in body
                 texts = [server.reply(body) for _ in range(int(body.get("n", 1)))]
                 prompt = " ".join(m["content"] for m in body["messages"]) if chat else body["prompt"]
-                prompt_tokens = len(prompt.split())
+                prompt_tokens = len(prompt) if isinstance(prompt, list) else len(prompt.split())
                 completion_tokens = sum(len(text.split()) for text in texts)
                 finish = "length" if completion_tokens >= body.get("max_tokens", 1 << 30) else "stop"
                 with server.lock:
@@ -151,3 +168,27 @@ class FakeChatServer:
                 self._send(200, json.dumps(payload).encode())
 
         return Handler
+
+    def _score_payload(self, body: dict) -> dict:
+        """vLLM's answer to a scoring request: one generated token, and the prompt's log-probabilities."""
+        ids = body["prompt"]
+        choice = {"index": 0, "text": " x", "finish_reason": "length", "logprobs": None}
+        if self.prompt_logprobs:
+            if self.score is None:
+                raise RuntimeError("FakeChatServer(score=...) is needed to answer scoring requests")
+            logprobs = [float(x) for x in self.score(ids)]
+            if len(logprobs) != len(ids) - 1:
+                raise RuntimeError(f"score() gave {len(logprobs)} log-probabilities for {len(ids)} prompt tokens")
+            choice["prompt_logprobs"] = [None] + [{str(token): {"logprob": lp, "rank": 1, "decoded_token": ""}}
+                                                  for token, lp in zip(ids[1:], logprobs)]
+        with self.lock:
+            self.prompt_tokens += len(ids)
+            self.completion_tokens += 1
+        return {"id": "cmpl-score", "object": "text_completion", "model": self.model, "choices": [choice],
+                "usage": {"prompt_tokens": len(ids), "completion_tokens": 1, "total_tokens": len(ids) + 1}}
+
+
+def _is_scoring(body: dict) -> bool:
+    """A completions request over token ids that asks for prompt log-probabilities (what scoring sends)."""
+    prompt = body.get("prompt")
+    return "prompt_logprobs" in body and isinstance(prompt, list) and all(isinstance(t, int) for t in prompt)

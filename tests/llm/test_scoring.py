@@ -1,4 +1,4 @@
-"""The scorer's NLL is the model's own: checked against a plain forward pass on a tiny random Llama."""
+"""The hf engine's scores are the model's own NLLs: checked against a plain forward pass on a tiny random Llama."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from retrace.llm.scoring import HFScorer, ScoreRequest
+from retrace.llm import PrefixState, ScoreRequest
+from retrace.llm.hf_engine import HFEngine
 
 CONTEXT = "def add(a, b):\n    \"\"\"Return the sum.\"\"\"\n    return a + b\n\n"
 TARGET = "def mul(a, b):\n    return a * b\n\nprint(add(2, 3), mul(4, 5))\n"
@@ -36,7 +37,7 @@ def reference_nll(model, tokenizer, context: str, target: str) -> tuple[float, i
 
 def test_matches_plain_forward(tiny):
     model, tokenizer = tiny
-    scorer = HFScorer(model, tokenizer, max_context_tokens=256, max_chunk_tokens=256)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=256, max_chunk_tokens=256)
     [score] = scorer.score([ScoreRequest(CONTEXT, TARGET)])
     expected, n = reference_nll(model, tokenizer, CONTEXT, TARGET)
     assert score.n_tokens == n
@@ -49,8 +50,8 @@ def test_batched_equals_unbatched(tiny):
     model, tokenizer = tiny
     requests = [(CONTEXT, TARGET), ("x = 1\n", TARGET), (CONTEXT * 3, "y = 2\n"), ("", "import os\n"),
                 (TARGET, CONTEXT)]
-    one = HFScorer(model, tokenizer, max_context_tokens=128, max_chunk_tokens=32, batch_size=1)
-    many = HFScorer(model, tokenizer, max_context_tokens=128, max_chunk_tokens=32, batch_size=5)
+    one = HFEngine(model, tokenizer, max_context_tokens=128, max_chunk_tokens=32, batch_size=1)
+    many = HFEngine(model, tokenizer, max_context_tokens=128, max_chunk_tokens=32, batch_size=5)
     for a, b in zip(one.score(requests), many.score(requests)):
         assert a.n_tokens == b.n_tokens
         assert a.nll_sum == pytest.approx(b.nll_sum, rel=1e-4, abs=1e-4)
@@ -59,8 +60,8 @@ def test_batched_equals_unbatched(tiny):
 
 def test_chunked_equals_unchunked_when_window_covers_all(tiny):
     model, tokenizer = tiny
-    whole = HFScorer(model, tokenizer, max_context_tokens=256, max_chunk_tokens=256)
-    chunked = HFScorer(model, tokenizer, max_context_tokens=256, max_chunk_tokens=5, batch_size=3)
+    whole = HFEngine(model, tokenizer, max_context_tokens=256, max_chunk_tokens=256)
+    chunked = HFEngine(model, tokenizer, max_context_tokens=256, max_chunk_tokens=5, batch_size=3)
     [a], [b] = whole.score([(CONTEXT, TARGET)]), chunked.score([(CONTEXT, TARGET)])
     assert a.n_tokens == b.n_tokens > 5
     assert a.nll_sum == pytest.approx(b.nll_sum, rel=1e-4)
@@ -69,7 +70,7 @@ def test_chunked_equals_unchunked_when_window_covers_all(tiny):
 def test_window_cuts_context_from_the_left(tiny):
     """With C context tokens, a one-token-chunk score equals the reference on the last C tokens only."""
     model, tokenizer = tiny
-    scorer = HFScorer(model, tokenizer, max_context_tokens=8, max_chunk_tokens=4)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=8, max_chunk_tokens=4)
     ctx = tokenizer(CONTEXT, add_special_tokens=False)["input_ids"]
     tgt = tokenizer(TARGET, add_special_tokens=False)["input_ids"][:6]
     [score] = scorer.score_ids([(ctx, tgt)])
@@ -86,30 +87,32 @@ def test_window_cuts_context_from_the_left(tiny):
 
 def test_target_tokens_do_not_depend_on_context(tiny):
     model, tokenizer = tiny
-    scorer = HFScorer(model, tokenizer, max_context_tokens=64, max_chunk_tokens=64)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=64, max_chunk_tokens=64)
     scores = scorer.score([("abc", TARGET), ("def foo", TARGET), ("", TARGET)], max_target_tokens=7)
     assert {s.n_tokens for s in scores} == {7}
 
 
 def test_empty_target_and_long_context_tail(tiny):
     model, tokenizer = tiny
-    scorer = HFScorer(model, tokenizer, max_context_tokens=16, max_chunk_tokens=16)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=16, max_chunk_tokens=16)
     [empty] = scorer.score([(CONTEXT, "")])
     assert empty.n_tokens == 0 and math.isnan(empty.mean)
     long_text = CONTEXT * 200  # longer than the tail the scorer tokenises
     assert scorer.encode_context(long_text) == tokenizer(long_text, add_special_tokens=False)["input_ids"][-16:]
 
 
-def test_window_larger_than_model_is_refused(tiny):
+def test_window_larger_than_model_is_refused_and_default_windows_fit(tiny):
     model, tokenizer = tiny
     with pytest.raises(ValueError, match="positions"):
-        HFScorer(model, tokenizer, max_context_tokens=800, max_chunk_tokens=400)  # > 1024 positions
+        HFEngine(model, tokenizer, max_context_tokens=800, max_chunk_tokens=400)  # > 1024 positions
+    default = HFEngine(model, tokenizer)
+    assert (default.max_context_tokens, default.max_chunk_tokens) == (512, 512)  # together the 1024 positions
 
 
 def test_full_logits_path_agrees_and_training_mode_is_restored(tiny):
     """Models with post-processed logits (soft-capping) take the full-forward path: same numbers here."""
     model, tokenizer = tiny
-    scorer = HFScorer(model, tokenizer, max_context_tokens=64, max_chunk_tokens=16, batch_size=2)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=64, max_chunk_tokens=16, batch_size=2)
     requests = [(CONTEXT, TARGET), ("", "x = 1\n")]
     fast = scorer.score(requests)
     scorer._uses_plain_head = lambda: False
@@ -131,8 +134,10 @@ def test_shared_prefix_equals_independent_scores(tiny):
     prefix = enc(CONTEXT)
     rows = [(enc("# next\n"), enc(TARGET)), ([], enc(TARGET)), (enc("# a longer middle part\n" * 3), enc("y = 2\n")),
             (enc("x"), []), (enc("# z\n"), enc(TARGET))]
-    scorer = HFScorer(model, tokenizer, max_context_tokens=512, max_chunk_tokens=512, batch_size=2)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=512, max_chunk_tokens=512, batch_size=2)
     state = scorer.encode_prefix(prefix)
+    assert isinstance(state, PrefixState) and state.ids == list(scorer.special_prefix) + prefix
+    assert state.cache is not None  # the prefix's keys and values, reused by every row
     assert scorer.tokens_forwarded == len(prefix)
     shared = scorer.score_after_prefix(state, rows, token_nlls=True)
     assert scorer.tokens_forwarded == len(prefix) + sum(len(m) + len(t) for m, t in rows if t)
@@ -151,7 +156,7 @@ def test_shared_prefix_equals_independent_scores(tiny):
 
 def test_shared_prefix_refuses_rows_beyond_the_positions(tiny):
     model, tokenizer = tiny
-    scorer = HFScorer(model, tokenizer, max_context_tokens=512, max_chunk_tokens=512)
+    scorer = HFEngine(model, tokenizer, max_context_tokens=512, max_chunk_tokens=512)
     state = scorer.encode_prefix([5] * 1000)
     with pytest.raises(ValueError, match="positions"):
         scorer.score_after_prefix(state, [([], [7] * 30)])

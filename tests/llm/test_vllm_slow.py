@@ -9,6 +9,7 @@ Minutes of work: `slow`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,23 +34,28 @@ ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMER
 
 IN_PROCESS = """
 import json, sys, time
-from retrace.llm.vllm_chat import VLLMChatModel
+from retrace.llm import EngineConfig, SamplingParams
+from retrace.llm.vllm_engine import VLLMEngine
 
 if __name__ == "__main__":
     start = time.monotonic()
-    model = VLLMChatModel(sys.argv[1], dtype="bfloat16", max_model_len=1024, enforce_eager=True, max_new_tokens=48)
+    config = EngineConfig(backend="vllm", model=sys.argv[1], dtype="bfloat16", max_model_len=1024, enforce_eager=True,
+                          max_new_tokens=48)
+    engine = VLLMEngine.from_config(config, seed=0)
     loaded = time.monotonic() - start
     conversations = [[{"role": "user", "content": q}] for q in
                      ["What is the capital of France? Answer in one sentence."] + [f"Count from {i} to {i + 5}."
                                                                                  for i in range(15)]]
     start = time.monotonic()
-    replies = model.generate(conversations)
-    sampled = model.generate(conversations[:2], temperature=0.8, seed=1)
+    replies = engine.chat(conversations)
+    sampled = engine.chat(conversations[:2], SamplingParams(max_new_tokens=48, temperature=0.8, seed=1))
     generated = time.monotonic() - start
-    print("RESULT " + json.dumps({"replies": replies, "sampled": sampled, "usage": model.usage.__dict__,
-                                  "counts": dict(model.counts), "load_s": loaded, "generate_s": generated}))
+    print("RESULT " + json.dumps({"replies": [list(r.texts) for r in replies],
+                                  "sampled": [list(r.texts) for r in sampled],
+                                  "failed": sum(r.failed for r in replies + sampled),
+                                  "default_params": engine.default_params.to_dict(),
+                                  "usage": engine.usage.to_dict(), "load_s": loaded, "generate_s": generated}))
 """
-
 
 @pytest.fixture(scope="module")
 def vllm_python() -> Path:
@@ -79,11 +85,16 @@ def test_vllm_in_process_backend_on_cpu(vllm_python, model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     [line] = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     out = json.loads(line.removeprefix("RESULT "))
-    print({k: out[k] for k in ("usage", "counts", "load_s", "generate_s")})
-    assert len(out["replies"]) == 16 and all(out["replies"]) and len(out["sampled"]) == 2
-    assert "paris" in out["replies"][0].lower()  # the chat template was applied: it answers the question
-    assert out["usage"]["requests"] == 18 and out["usage"]["completion_tokens"] > 100
-    assert sum(out["counts"].values()) == 18 and set(out["counts"]) <= {"finish:stop", "finish:length"}
+    print({k: out[k] for k in ("usage", "load_s", "generate_s")})
+    assert out["failed"] == 0 and out["default_params"]["max_new_tokens"] == 48  # the role's keys
+    assert len(out["replies"]) == 16 and all(len(t) == 1 and t[0] for t in out["replies"])
+    assert len(out["sampled"]) == 2 and all(len(t) == 1 and t[0] for t in out["sampled"])
+    assert "paris" in out["replies"][0][0].lower()  # the chat template was applied: it answers the question
+    usage = out["usage"]
+    assert usage["requests"] == 18 and usage["completion_tokens"] > 100
+    finishes = {k: v for k, v in usage.items() if k.startswith("finish:")}
+    assert sum(finishes.values()) == 18 and set(finishes) <= {"finish:stop", "finish:length"}
+    assert not any(k.startswith(("failed:", "retry:")) for k in usage)
 
 
 def make_repo(root: Path) -> Path:
@@ -102,6 +113,28 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_vllm(vllm_python: Path, model_dir: str, tmp_path: Path, *, dtype: str, max_model_len: int):
+    """vLLM's OpenAI-compatible server from the side venv on a free port; yields its API root. The engine
+    waits for it to load (`wait_until_ready`); its log stays in tmp_path for a failed run."""
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")  # closed in `finally`, after the server is gone
+    server = subprocess.Popen(
+        [vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--port", str(port),
+         "--host", "127.0.0.1", "--dtype", dtype, "--max-model-len", str(max_model_len), "--enforce-eager"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV}, cwd=tmp_path,
+        start_new_session=True)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
 
 
 def test_openai_policy_against_a_real_vllm_server(vllm_python, model_dir, tmp_path):
