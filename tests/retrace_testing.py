@@ -34,6 +34,19 @@ def build_tiny_llama(path: Path, seed: int = 0, sharpen: float = 1.0) -> Path:
     return path
 
 
+def write_shapes_repo(root: Path) -> Path:
+    """A three-file Python package with one import chain (units -> area -> __init__)."""
+    files = {"shapes/__init__.py": '"""Shapes."""\nfrom .area import area\n',
+             "shapes/units.py": '"""Unit conversion."""\n\ndef to_metres(cm):\n    return cm / 100\n',
+             "shapes/area.py": '"""Areas."""\nfrom shapes.units import to_metres\n\n'
+                               'def area(w_cm, h_cm):\n    """Area in square metres."""\n'
+                               '    return to_metres(w_cm) * to_metres(h_cm)\n'}
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
 def run_script(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run an entry script as a user would, failing the test with its output when it fails."""
     result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)

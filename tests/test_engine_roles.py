@@ -14,7 +14,7 @@ import re
 import pytest
 import yaml
 from openai_server import FakeChatServer, grounded_reply
-from retrace_testing import ROOT, run_script
+from retrace_testing import ROOT, run_script, write_shapes_repo
 
 from retrace.agents import SimulationArguments
 from retrace.evaluation.config import EvaluationConfig
@@ -24,18 +24,6 @@ from retrace.refine import RefineArguments
 
 ROLES = {"policy": SimulationArguments, "proposer": RefineArguments, "scorer": RefineArguments,
          "eval": EvaluationConfig}
-
-
-def make_repo(root):
-    files = {"shapes/__init__.py": '"""Shapes."""\nfrom .area import area\n',
-             "shapes/units.py": '"""Unit conversion."""\n\ndef to_metres(cm):\n    return cm / 100\n',
-             "shapes/area.py": '"""Areas."""\nfrom shapes.units import to_metres\n\n'
-                               'def area(w_cm, h_cm):\n    """Area in square metres."""\n'
-                               '    return to_metres(w_cm) * to_metres(h_cm)\n'}
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 def test_every_role_has_the_same_engine_keys():
@@ -110,7 +98,7 @@ def test_roles_naming_the_same_model_share_one_load(tiny_llama_dir):
 
 def test_synthesis_with_policy_and_proposer_on_a_served_model(tmp_path, tiny_llama_dir):
     """The recipe's policy and proposer talk to one OpenAI-compatible server that fails now and then."""
-    root = make_repo(tmp_path / "tiny")
+    root = write_shapes_repo(tmp_path / "tiny")
     out = tmp_path / "out"
     counter = itertools.count()
 

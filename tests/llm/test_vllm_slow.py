@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from retrace_testing import run_script, write_shapes_repo
 
 from retrace.llm import embedded_model_dir, resolve_model_path
 
@@ -97,18 +98,6 @@ def test_vllm_in_process_backend_on_cpu(vllm_python, model_dir, tmp_path):
     assert not any(k.startswith(("failed:", "retry:")) for k in usage)
 
 
-def make_repo(root: Path) -> Path:
-    files = {"shapes/__init__.py": '"""Shapes."""\nfrom .area import area\n',
-             "shapes/units.py": '"""Unit conversion."""\n\ndef to_metres(cm):\n    return cm / 100\n',
-             "shapes/area.py": '"""Areas."""\nfrom shapes.units import to_metres\n\n'
-                               'def area(w_cm, h_cm):\n    """Area in square metres."""\n'
-                               '    return to_metres(w_cm) * to_metres(h_cm)\n'}
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,42 +126,34 @@ def serve_vllm(vllm_python: Path, model_dir: str, tmp_path: Path, *, dtype: str,
         log.close()
 
 
-def test_openai_policy_against_a_real_vllm_server(vllm_python, model_dir, tmp_path):
-    from retrace.agents import build_policy, simulate_repositories
-    from retrace.repo import analyze_repository, ingest_local_dir
-
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")  # closed in `finally`, after the server is gone
-    server = subprocess.Popen(
-        [vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--port", str(port),
-         "--host", "127.0.0.1", "--dtype", "bfloat16", "--max-model-len", "1024", "--enforce-eager"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **ENGINE_ENV}, cwd=tmp_path,
-        start_new_session=True)
-    try:
-        root = make_repo(tmp_path / "tiny")
-        snapshot = ingest_local_dir(root, name="tiny")
+def test_synthesis_with_every_role_on_a_real_vllm_server(vllm_python, model_dir, tmp_path):
+    """synthesize.py with the policy, the proposer and the scorer all on one real vLLM server (CPU)."""
+    root = write_shapes_repo(tmp_path / "tiny")
+    out = tmp_path / "out"
+    with serve_vllm(vllm_python, model_dir, tmp_path, dtype="float32", max_model_len=1024) as base_url:
+        served = {"backend": "openai", "base_url": base_url, "model": model_dir, "api_key_env": "",
+                  "concurrency": "8", "ready_timeout_s": "600", "timeout_s": "120"}
+        keys = [f"--{role}_{k}={v}" for role in ("policy", "proposer", "scorer") for k, v in served.items()]
         start = time.monotonic()
-        policy = build_policy("openai", model_name_or_path=model_dir, base_url=f"http://127.0.0.1:{port}/v1",
-                              api_key_env="", concurrency=8, ready_timeout_s=600, max_new_tokens=64)
-        ready_ids = policy.backend.wait_until_ready()
-        ready_s = time.monotonic() - start
-        start = time.monotonic()
-        [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], policy)
-        generate_s = time.monotonic() - start
-        usage = policy.usage
-        print({"ready_s": ready_s, "generate_s": generate_s, "counts": dict(policy.counts), "usage": usage})
-        assert ready_ids == [model_dir]
-        assert policy.counts["openai"] > 0  # some of the real model's words pass validation
-        assert usage["completion_tokens"] > 0 and usage["requests"] >= 1 + 3 * 3
-        assert not any(k.startswith("failed:") for k in usage)
-        assert any(s.meta.get("source") == "openai" for s in traj.steps)
-        for step in traj.steps:
-            if step.kind == "write":
-                assert step.content == (root / step.path).read_bytes().decode()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()  # the server's own log stays in tmp_path for a failed run
+        result = run_script("synthesize.py", "--sources", str(root), "--output_dir", str(out), "--viewer", "false",
+                            *keys, "--policy_max_new_tokens", "64", "--proposer_max_new_tokens", "96",
+                            "--scorer_tokenizer", model_dir, "--scorer_max_model_len", "1024",
+                            "--refine", "true", "--refine_iterations", "2", "--refine_candidates", "2",
+                            "--refine_max_context_tokens", "256", "--refine_max_target_tokens", "96",
+                            "--seed", "1", timeout=1200)
+        seconds = time.monotonic() - start
+    log = result.stdout + result.stderr
+    usage = {role: line.split("usage this run: ", 1)[1] for role in ("policy", "proposer")
+             for line in log.splitlines() if f"{role} usage this run: " in line}
+    print({"seconds": round(seconds), **usage})
+    traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
+    assert traj["meta"]["text_sources"].get("openai", 0) > 0  # the real model's words pass validation
+    for step in traj["steps"]:
+        if step["kind"] == "write":
+            assert step["content"] == (root / step["path"]).read_bytes().decode()
+    searched = [s["meta"]["search"] for s in traj["steps"] if "search" in s["meta"]]
+    assert searched and all(log_["incumbent_nll"][0] > 0 for log_ in searched)  # scored by the server
+    assert sum(len(log_["candidates"]) for log_ in searched) > 0  # the served proposer's rewrites were scored
+    refine_stats = json.loads((out / "refine_stats.json").read_text())
+    assert refine_stats["summary"]["steps"] == len(searched) and refine_stats["tokens_forwarded"] > 0
+    assert "failed:" not in usage.get("policy", "") and "failed:" not in usage.get("proposer", "")
