@@ -123,7 +123,7 @@ class StepScorer:
         newlines = [i for i, ch in enumerate(payload) if ch == "\n"]
         try:
             offsets = self.scorer.tokenizer(payload, add_special_tokens=False,
-                                            return_offsets_mapping=True)["offset_mapping"][:n_tokens]
+                                            return_offsets_mapping=True, verbose=False)["offset_mapping"][:n_tokens]
             starts = [o[0] for o in offsets]
         except (NotImplementedError, KeyError, TypeError):  # slow tokenizer: decode piecewise, approximately
             starts, pos = [], 0
