@@ -5,11 +5,12 @@ Usage:
     python synthesize.py --config recipes/quickstart/synthesize.yaml
 
     # any recipe key can be overridden on the command line
-    python synthesize.py --config recipes/quickstart/synthesize.yaml --policy structural \
+    python synthesize.py --config recipes/quickstart/synthesize.yaml --policy_backend structural \
         --sources path/to/repo python:email --output_dir runs/my_synth
 
 Stages, in order: ingest (read the repositories) -> analyze (tree-sitter summaries, dependency graph,
-development order) -> simulate (main agent plans, one sub-agent per file reads its dependencies and
+development order; a repository whose document would exceed `document_budget_tokens` becomes sub-projects,
+docs/documents.md) -> simulate (main agent plans, one sub-agent per file reads its dependencies and
 writes the file) -> refine (search each Think for the text that makes the real code most likely) ->
 export (trajectory, training document, Raw-Repos and no-search baselines per repository).
 Outputs are written one repository at a time, atomically; a re-run skips finished repositories, and a
@@ -22,18 +23,20 @@ give each launch its own `--shard_index` (a repository's shard is a stable hash 
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from pathlib import Path
 
 from retrace.agents import SimulationArguments, SimulationOptions, build_policy, simulate_repositories
 from retrace.atomic import remove_partial_writes, write_json
 from retrace.data import read_trajectories
-from retrace.data.export import (
-    ExportArguments,
-    decontaminate_export,
-    export_repository,
-    finish_export,
-    is_done,
+from retrace.data.budget_check import (
+    budget_summary,
+    document_names,
+    export_within_budget,
+    repository_done,
+    token_counter,
 )
+from retrace.data.export import ExportArguments, decontaminate_export, finish_export
 from retrace.data.stats import split_artifact_stats
 from retrace.evaluation.decontamination import evaluation_texts
 from retrace.llm import EnginePool
@@ -50,14 +53,15 @@ from retrace.refine import (
     refine_trajectories,
 )
 from retrace.repo import IngestStats
+from retrace.repo.budget import DocumentBudgetArguments, budget_parts, fit_to_budget
 from retrace.repo.parallel import ScaleArguments, analyze_in_workers, batches, shard_of
 from retrace.repo.sources import IngestArguments, ingest_sources
 
 logger = logging.getLogger("retrace.synthesize")
 
 
-def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_args: RefineArguments,
-         export_args: ExportArguments, scale: ScaleArguments, recipe) -> None:
+def main(ingest_args: IngestArguments, budget_args: DocumentBudgetArguments, sim_args: SimulationArguments,
+         refine_args: RefineArguments, export_args: ExportArguments, scale: ScaleArguments, recipe) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = export_args.output_dir
     if Path(out).is_dir() and (removed := remove_partial_writes(out)):
@@ -71,6 +75,8 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
     refine_cost = RefineStats(iterations=refine_args.refine_iterations)  # the scorer's work, summed over batches
     options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
                                 prompt_facts_chars=sim_args.prompt_facts_chars)
+    # documents are measured in the recipe's tokens (the card's tokenizer), else at a documented ratio
+    count_tokens, counted_with = token_counter(export_args.dataset_card_tokenizer, budget_args.document_chars_per_token)
     stats: dict = {"shard": [scale.shard_index, scale.num_shards], "splits": {}}
     for split, specs in (("train", ingest_args.sources), ("heldout", ingest_args.heldout_sources)):
         if not specs:
@@ -79,17 +85,23 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
         ingest_stats = IngestStats()
         snapshots = [s for s in ingest_sources(specs, ingest_args, ingest_stats)
                      if shard_of(s.name, scale.num_shards) == scale.shard_index]
-        todo = [s for s in snapshots if export_args.overwrite or not is_done(out, split, s.name)]
+        todo = [s for s in snapshots if export_args.overwrite or
+                not repository_done(out, split, s.name, budget_args.document_budget_tokens)]
         logger.info("%s: %d repositories in this shard, %d to do (%d already written)", split, len(snapshots),
                     len(todo), len(snapshots) - len(todo))
         for batch in batches(todo, scale.repos_per_batch):
-            # 2. analyze (worker processes)  3. simulate (one policy call per batch)
+            # 2. analyze (worker processes), then fit the training context: a repository over the document
+            # budget becomes sub-projects, each simulated as a repository (docs/documents.md)
             graphs = analyze_in_workers(batch, scale.num_workers)
-            if policy is None:
+            decisions = [fit_to_budget(s, g, budget_args, count_tokens, sim_args.read_budget_chars)
+                         for s, g in zip(batch, graphs)]
+            parts = [part for s, g, d in zip(batch, graphs, decisions) for part in budget_parts(s, g, d)]
+            # 3. simulate (one policy call per batch)
+            if policy is None and parts:
                 policy = build_policy(sim_args, engines=engines)
-            trajectories = simulate_repositories(list(zip(batch, graphs)), policy, options)
+            trajectories = simulate_repositories(parts, policy, options) if parts else []
             # 4. refine: search each Think before a Write (held-out trajectories are evaluation targets: as is)
-            searched = refine_args.refine and split == "train"
+            searched = refine_args.refine and split == "train" and bool(trajectories)
             if searched:
                 if step_scorer is None:
                     step_scorer = build_step_scorer(refine_args, engines=engines)
@@ -99,17 +111,21 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
                 logger.info("refine: %d steps, NLL per iteration %s, %d tokens forwarded, %.0f s",
                             refine_stats.summary.steps, [round(x, 3) for x in refine_stats.summary.nll],
                             refine_stats.tokens_forwarded, refine_stats.seconds)
-            # 5. export, atomically, one repository at a time
-            for snapshot, trajectory in zip(batch, trajectories):
-                files = {f.path: f.text for f in snapshot.files}
-                export_repository(out, split, trajectory, files, export_args.raw_baseline,
-                                  no_search=no_search_trajectory(trajectory) if searched else None)
+            # 5. export, atomically, one repository at a time; a document over the budget is measured, not written
+            done = iter(zip(parts, trajectories))
+            for decision in decisions:
+                exported = [({f.path: f.text for f in snapshot.files}, trajectory,
+                             no_search_trajectory(trajectory) if searched else None)
+                            for (snapshot, _), trajectory in islice(done, len(decision.parts))]
+                export_within_budget(out, split, decision, exported, count_tokens, counted_with,
+                                     export_args.raw_baseline)
+        names = document_names(out, split, [s.name for s in snapshots])  # sub-projects too
         # 6. decontamination: drop or flag repositories that overlap a benchmark the suite ships
         if split == "train" and evaluation_sets is not None:
-            stats["decontamination"] = decontaminate_export(out, [s.name for s in snapshots], export_args,
-                                                            evaluation_sets, (scale.shard_index, scale.num_shards))
-        stats["splits"][split] = {**ingest_stats.to_dict(),
-                                  **split_artifact_stats(out, split, [s.name for s in snapshots])}
+            stats["decontamination"] = decontaminate_export(out, names, export_args, evaluation_sets,
+                                                            (scale.shard_index, scale.num_shards))
+        stats["splits"][split] = {**ingest_stats.to_dict(), **split_artifact_stats(out, split, names),
+                                  "documents": budget_summary(out, split, [s.name for s in snapshots])}
     write_json(f"{out}/stats.json", stats)
     if refine_args.refine:  # from the artifacts on disk, so a resumed run reports the same
         refine_summary = collect_refine_stats(read_trajectories(f"{out}/trajectories"))
@@ -125,4 +141,5 @@ def main(ingest_args: IngestArguments, sim_args: SimulationArguments, refine_arg
 
 
 if __name__ == "__main__":
-    run_entry(main, IngestArguments, SimulationArguments, RefineArguments, ExportArguments, ScaleArguments)
+    run_entry(main, IngestArguments, DocumentBudgetArguments, SimulationArguments, RefineArguments, ExportArguments,
+              ScaleArguments)

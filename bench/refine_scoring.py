@@ -5,11 +5,14 @@
 Trajectories: the structural policy on `--sources` (standard-library packages by default), built here in
 memory. Refinement: the structural proposer, 3 iterations x 2 candidates, the embedded SmolLM2-135M as
 scorer (the `hf` engine, `HFEngine`) on CPU (float32), prefix cut to `--context` tokens, payload to
-`--target` tokens, Thinks to `--think_chars` characters: small enough for ~1-2 minutes on a 2-core CPU.
+`--target` tokens (`--context 0`: the scorer's window), Thinks to `--think_chars` characters: small enough
+for ~1-2 minutes on a 2-core CPU. Every Think of a writing sub-agent is searched (before its Reads, before
+its Write), the first `--max_steps` per repository.
 
 Reported:
 1. tokens forwarded per unique token. "Unique" = the tokens of the distinct texts that had to be scored:
-   each step's prefix window once, plus each distinct row (Think block + write header + payload) once.
+   each step's prefix window once, plus each distinct row (Think block + what follows it up to the payload
+   + payload) once.
    Anything above 1.0 would be work done twice (a prefix forwarded per candidate, an incumbent re-scored
    every iteration). Goal: <= 1.15. Also shown: what a scorer without prefix reuse would forward (every
    row with its own copy of the prefix), i.e. the saving.
@@ -62,12 +65,13 @@ class RecordingStepScorer:
 
     def begin(self, *args, **kwargs):
         step = self.inner.begin(*args, **kwargs)
-        self._bare([list(step.state.ids)])
+        if step is not None:
+            self._bare([list(step.state.ids)])
         return step
 
     def score(self, step, thinks):
         scores = self.inner.score(step, thinks)
-        rows = [self.inner.think_ids(t) + step.header_ids + step.target_ids for t in thinks]
+        rows = [self.inner.think_ids(t) + step.between_ids + step.target_ids for t in thinks]
         self.no_reuse_tokens += sum(len(step.state.ids) + len(r) for r in rows)
         size = self.inner.scorer.batch_size
         ordered = sorted(rows, key=len, reverse=True)

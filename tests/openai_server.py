@@ -1,7 +1,8 @@
 """A real local HTTP server speaking the OpenAI chat-completions and completions protocol, with scripted faults.
 
 Tests talk to it over loopback exactly as they would to `vllm serve`: the client's sockets, timeouts,
-status codes and bodies are all real. Only the words are scripted (`reply(request_body) -> str`).
+status codes and bodies are all real. Only the words are scripted (`reply(request_body) -> str`; None is
+sent as a null `content`, as vLLM's reasoning parsers do when a reply is all reasoning).
 
 Scoring, as vLLM's server does it: a `completions` request whose `prompt` is a list of token ids and that
 asks for `prompt_logprobs` is answered with vLLM's `choices[0]["prompt_logprobs"]` (one entry per prompt
@@ -28,10 +29,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def grounded_reply(body: dict) -> str:
-    """Words a validator accepts: they name the file (or project) the prompt is about, and paste no code."""
+    """Words a validator accepts: they name the file (or project) the prompt is about, paste no code, and differ
+    by what is asked (a plan entry, a report and a Think about one file say different things, as they must: a
+    text that repeats an earlier one found in its prompt echoes the prompt)."""
     prompt = body["messages"][-1]["content"] if "messages" in body else str(body.get("prompt", ""))
-    match = re.search(r"(?:file|implement|write|wrote) (\S+\.\w+)", prompt) or re.search(r'project "([^"]+)"', prompt)
+    # The policy's templates name the file in their last line (the instruction); the project's name is quoted.
+    instruction = prompt.strip().rsplit("\n", 1)[-1]
+    match = (re.search(r"(?:what|write|writing|gives|of) ([\w./-]+\.\w+)", instruction)
+             or re.search(r"(?:file|implement|write|wrote) (\S+\.\w+)", prompt) or re.search(r'project "([^"]+)"', prompt))
     subject = match.group(1) if match else "the project"
+    for asked, note in (("offers", "gives later files its names"), ("describe what", "does its part of the plan"),
+                        ("why you read", "needs its dependencies first, so it reads them")):
+        if asked in instruction:
+            return f"The server's note: {subject} {note}."
     return f"The server's note: {subject} comes next, built from what its dependencies already provide."
 
 
@@ -152,7 +162,7 @@ class FakeChatServer:
                 texts = [server.reply(body) for _ in range(int(body.get("n", 1)))]
                 prompt = " ".join(m["content"] for m in body["messages"]) if chat else body["prompt"]
                 prompt_tokens = len(prompt) if isinstance(prompt, list) else len(prompt.split())
-                completion_tokens = sum(len(text.split()) for text in texts)
+                completion_tokens = sum(len((text or "").split()) for text in texts)  # None: a null content
                 finish = "length" if completion_tokens >= body.get("max_tokens", 1 << 30) else "stop"
                 with server.lock:
                     server.prompt_tokens += prompt_tokens

@@ -17,27 +17,39 @@ def _no_nan(constant: str):
     raise AssertionError(f"{constant} is not JSON")
 
 
+BUDGET = 12_000  # tokens per document: json and wsgiref (~29k each as one document) become sub-projects
+
+
 def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     synth, model, evaluation = tmp_path / "synth", tmp_path / "model", tmp_path / "eval"
     run_script("synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy_backend", "structural",
                "--sources", "python:json", "python:wsgiref", "--heldout_sources", str(STDLIB / "urllib"),
-               "--output_dir", str(synth), "--scorer_model", str(tiny_llama_dir), "--viewer", "false")
+               "--output_dir", str(synth), "--scorer_model", str(tiny_llama_dir), "--viewer", "false",
+               "--document_budget_tokens", str(BUDGET))
     stats = json.loads((synth / "stats.json").read_text())
-    assert stats["splits"]["train"]["repos_written"] == 2 and stats["splits"]["heldout"]["repos_written"] == 1
+    train, heldout = stats["splits"]["train"]["documents"], stats["splits"]["heldout"]["documents"]
+    assert (train["repositories"], heldout["repositories"]) == (2, 1)
+    documents = sorted(p.name for p in (synth / "documents").glob("*.jsonl"))
+    assert train["repositories_split"] == 2 and train["documents_written"] == len(documents) > 2
+    # the budget holds on the real token counts of every corpus (the recipe's tokenizer counts them)
+    for split in (train, heldout):
+        assert split["documents_over_budget"] == 0 and "tokenizer" in split["counted_with"]
+        assert all(d["max"] <= BUDGET for d in split["tokens_per_document"].values())
+    assert heldout["files_skipped"] == {"file_over_budget": 2}  # urllib/request.py (~27k tokens) and parse.py
+    assert set(train["token_shares"]["of_trained_tokens"]) >= {"reasoning", "code", "agent_text"}
     for name in ("recipe.yaml", "run_info.json", "README.md", "refine_stats.json", "refine.png"):
         assert (synth / name).is_file()
     refine_stats = json.loads((synth / "refine_stats.json").read_text(), parse_constant=_no_nan)  # strict JSON
     refine = refine_stats["summary"]
     assert refine["steps"] > 0 and all(b <= a + 1e-9 for a, b in zip(refine["nll"], refine["nll"][1:]))
-    # the scorer's cost is measured while searching and kept: both repositories were refined by this run
-    assert refine_stats["cost_repositories"] == 2 and refine_stats["seconds"] > 0
+    # the scorer's cost is measured while searching and kept: every sub-project was refined by this run
+    assert refine_stats["cost_repositories"] == len(documents) and refine_stats["seconds"] > 0
     assert refine_stats["tokens_forwarded"] >= refine_stats["unique_tokens"] > 0
-    assert sorted(p.name for p in (synth / "baselines" / "no_search").glob("*.jsonl")) == ["json.jsonl",
-                                                                                         "wsgiref.jsonl"]
+    assert sorted(p.name for p in (synth / "baselines" / "no_search").glob("*.jsonl")) == documents
 
     # every written file is the real file, and it is trained on; observations are not
     for traj in read_trajectories(synth / "trajectories"):
-        root = STDLIB / traj.repo
+        root = STDLIB / traj.repo.split("/")[0].split("#")[0]  # a sub-project keeps the repository's paths
         for step in traj.steps:
             if step.kind in ("read", "write"):
                 assert step.content == (root / step.path).read_bytes().decode()

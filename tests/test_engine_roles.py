@@ -53,10 +53,12 @@ def test_what_a_role_cannot_use_is_refused_at_parse_time_in_one_line(tmp_path, r
 def test_every_recipe_in_the_engines_doc_parses(tmp_path):
     from retrace.data.export import ExportArguments
     from retrace.evaluation import task_option_types
+    from retrace.repo.budget import DocumentBudgetArguments
     from retrace.repo.parallel import ScaleArguments
     from retrace.repo.sources import IngestArguments
 
-    scripts = {"synthesize": [IngestArguments, SimulationArguments, RefineArguments, ExportArguments, ScaleArguments],
+    scripts = {"synthesize": [IngestArguments, DocumentBudgetArguments, SimulationArguments, RefineArguments,
+                              ExportArguments, ScaleArguments],
                "evaluate": [EvaluationConfig, *task_option_types()]}
     blocks = re.findall(r"```yaml\n# (\w+)\n(.*?)```", (ROOT / "docs" / "engines.md").read_text(), re.S)
     assert len(blocks) == 12  # 4 roles x 3 engines
@@ -103,8 +105,8 @@ def test_synthesis_with_policy_and_proposer_on_a_served_model(tmp_path, tiny_lla
     counter = itertools.count()
 
     def reply(body):
-        if body["temperature"] > 0 and body["n"] > 1:  # a proposer request: n different rewrites
-            path = re.search(r"write `([^`]+)`", body["messages"][-1]["content"]).group(1)
+        if "Rewrite this reasoning" in body["messages"][-1]["content"]:  # a proposer request (one per candidate)
+            path = re.search(r"writing `([^`]+)`", body["messages"][-1]["content"]).group(1)
             return f"First the imports of {path}, then its public functions in order (variant {next(counter)})."
         return grounded_reply(body)
 
@@ -120,12 +122,50 @@ def test_synthesis_with_policy_and_proposer_on_a_served_model(tmp_path, tiny_lla
                                                      for a in served],
                    "--scorer_model", str(tiny_llama_dir), "--refine_max_context_tokens", "256",
                    "--seed", "7", timeout=300)
-    proposals = [b for b in server.chat_requests if b.get("n", 1) > 1]
+    proposals = [b for b in server.chat_requests if "Rewrite this reasoning" in b["messages"][-1]["content"]]
     assert proposals and all(b["temperature"] == 0.7 and b["max_tokens"] == 192 for b in proposals)
     assert {b["seed"] for b in proposals} == {7 + 1000, 7 + 2000}  # the recipe's seed, moved per iteration
     traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
-    searched = [s["meta"]["search"] for s in traj["steps"] if "search" in s["meta"]]
+    searched = [s["search"] for s in traj["steps"] if s.get("search")]
     texts = [c["text"] for log in searched for c in log["candidates"]]
     assert texts and all("variant" in t for t in texts if not t.startswith("Now I write"))
     assert any("variant" in t for t in texts)
     assert traj["meta"]["text_sources"].get("openai", 0) > 0
+
+
+THINKING_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                     "<|im_start|>assistant\n{% if enable_thinking is defined and enable_thinking %}<think>\n"
+                     "{% else %}<think>\n\n</think>\n\n{% endif %}")  # as Qwen3's template switches
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_the_thinking_switch_reaches_the_hf_chat_template(tiny_llama_dir, thinking):
+    """`{role}_enable_thinking` is the template's `enable_thinking`: off, the scratchpad is closed before the reply."""
+    from transformers import AutoTokenizer
+
+    engine = EnginePool().get(EngineConfig(backend="hf", model=str(tiny_llama_dir), dtype="float32",
+                                           max_new_tokens=2, enable_thinking=thinking), role="policy")
+    engine.tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    engine.tokenizer.chat_template = THINKING_TEMPLATE
+    seen = []
+    generate = engine._generate
+    engine._generate = lambda encoded, params, desc: seen.extend(encoded) or generate(encoded, params, desc)
+    engine.chat([[{"role": "user", "content": "Describe units.py."}]])
+    prompt = engine.tokenizer.decode(seen[0])
+    assert prompt.endswith("<think>\n") if thinking else prompt.endswith("<think>\n\n</think>\n\n")
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_the_thinking_switch_is_sent_to_a_served_model(thinking):
+    """openai: vLLM's `chat_template_kwargs`, on every chat request of the role (off unless the recipe says so)."""
+    from retrace.agents import build_policy
+    from retrace.agents.policies import PolicyRequest
+
+    with FakeChatServer() as server:
+        args = SimulationArguments(policy_backend="openai", policy_base_url=server.base_url,
+                                   policy_model=server.model, policy_api_key_env="", policy_enable_thinking=thinking)
+        policy = build_policy(args)
+        fields = {"repo": "shapes", "languages": "Python", "facts": "Files: shapes/units.py"}
+        [reply] = policy.write([PolicyRequest("requirements", fields, "structural", anchors=["shapes"])])
+    assert reply.source == "openai"
+    assert [b["chat_template_kwargs"] for b in server.chat_requests] == [{"enable_thinking": thinking}]

@@ -20,7 +20,7 @@ SECTIONS = {
     "synthesize": "from retrace.repo.sources import IngestArguments as A; from retrace.agents import "
                   "SimulationArguments as B; from retrace.data.export import ExportArguments as C; "
                   "from retrace.repo.parallel import ScaleArguments as D; from retrace.refine import RefineArguments as E; "
-                  "types = (A, B, C, D, E)",
+                  "from retrace.repo.budget import DocumentBudgetArguments as F; types = (A, F, B, E, C, D)",
     "evaluate": "from retrace.evaluation import EvaluationConfig as A, task_option_types; "
                 "types = (A, *task_option_types())",
     "train": "from retrace.training import ModelArguments as A, DataArguments as B, RetraceTrainingArguments as C; "
@@ -44,7 +44,23 @@ def test_recipe_parses(recipe):
     code = (f"{SECTIONS[script_of(recipe)]}\nimport sys\nfrom retrace.recipe import parse_recipe\n"
             "parsed = parse_recipe(types, sys.argv[1:])\nprint(sorted(parsed[-1].values)[:3])")
     # GPU recipes ask for bf16, which TrainingArguments refuses on a machine without a GPU.
-    extra = ["--use_cpu", "true"] if "llama3" in recipe.parts[-2] else []
+    extra = ["--use_cpu", "true"] if "llama3" in recipe.parts[-2] and script_of(recipe) == "train" else []
     result = subprocess.run([sys.executable, "-c", code, "--config", str(recipe), *extra], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_paper_synthesis_writes_where_the_paper_training_recipes_read():
+    """One synthesis run makes the three corpora the llama3-8b training recipes train on."""
+    import yaml
+
+    synth = yaml.safe_load((ROOT / "recipes" / "llama3-8b" / "synthesize_repo2agent_search.yaml").read_text())
+    out = synth["output_dir"]
+    assert synth["refine"] and synth["raw_baseline"]  # documents/, baselines/no_search and baselines/raw_repos
+    expected = {"cpt_64k_zero3.yaml": f"{out}/documents", "cpt_64k_no_search.yaml": f"{out}/baselines/no_search",
+                "cpt_64k_raw_repos.yaml": f"{out}/baselines/raw_repos"}
+    for name, folder in expected.items():
+        train = yaml.safe_load((ROOT / "recipes" / "llama3-8b" / name).read_text())
+        repository_share = [m["path"] for m in train["mixture"].values() if "input_ids_field" not in m]
+        assert repository_share == [folder], name
+        assert synth["document_budget_tokens"] <= train["max_length"]

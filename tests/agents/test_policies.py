@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 
@@ -12,7 +13,7 @@ from retrace_testing import ScriptedEngine, run_script
 from test_simulate import make_repo
 
 from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
-from retrace.agents.policies import ChatPolicy, PolicyRequest
+from retrace.agents.policies import SENTENCE_STOPS, ChatPolicy, PolicyRequest
 from retrace.repo import analyze_repository, ingest_local_dir
 
 
@@ -30,7 +31,9 @@ def openai_policy(server: FakeChatServer, *, retries: int = 1, retry_temperature
 
 
 def requests_for(n: int, kind: str = "think_write") -> list[PolicyRequest]:
-    fields = {"repo": "proj", "path": "", "purpose": "p", "facts": "f"}
+    fields = {"repo": "proj", "languages": "Python", "path": "", "facts": "f", "requirements": "r", "deps": "d",
+              "delegation": "t", "read": "r", "code": "c", "number": "1", "total": "1", "plan": "p", "after": "a",
+              "audience": "a"}
     return [PolicyRequest(kind, {**fields, "path": f"mod{i}.py"}, f"structural {i}", anchors=[f"mod{i}"])
             for i in range(n)]
 
@@ -39,14 +42,14 @@ def test_malformed_replies_are_retried_with_sampling_then_recovered():
     """Greedy answers paste a code block; the sampled retry is usable: every request recovers."""
 
     def reply(body):
-        return grounded_reply(body) if body["temperature"] > 0 else "```py\nx = 1\n```"
+        return grounded_reply(body) if body["temperature"] > 0 else "Here it is:\n```py\nx = 1\n```"
 
     with FakeChatServer(reply=reply) as server:
         policy = openai_policy(server, retries=1, retry_temperature=0.8, seed=3)
         replies = policy.write(requests_for(4))
         assert [r.source for r in replies] == ["openai"] * 4
         assert all(f"mod{i}.py" in r.text for i, r in enumerate(replies))
-        assert policy.counts == Counter({"openai": 4, "retry": 4, "recovered": 4})
+        assert policy.counts == Counter({"openai": 4, "retry": 4, "retry:code_block": 4, "recovered": 4})
         retries = server.chat_requests[4:]
         assert len(retries) == 4 and all((b["temperature"], b["seed"]) == (0.8, 4) for b in retries)
         assert policy.usage["requests"] == 8 and policy.usage["finish:stop"] == 8
@@ -58,8 +61,66 @@ def test_retries_exhausted_fall_back_to_structural_and_count_the_reason():
         replies = policy.write(requests_for(3) + requests_for(1, kind="purpose"))
         assert [(r.source, r.fallback_reason) for r in replies[:3]] == [("structural", "too_short")] * 3
         assert [r.text for r in replies] == ["structural 0", "structural 1", "structural 2", "structural 0"]
-        assert policy.counts == Counter({"fallback:too_short": 4, "retry": 8})
+        assert policy.counts == Counter({"fallback:too_short": 4, "retry": 8, "retry:too_short": 8})
         assert len(server.chat_requests) == 12  # 4 requests x (1 + 2 retries)
+
+
+GREEDY_FAULTS = {  # what the model says at temperature 0 (max_tokens 24: the server cuts at 24 words)
+    "mod0.py": "mod0.py begins with the reader, which turns raw bytes into tokens for the parser, which builds the "
+               "tree that the printer walks while it writes",                        # cut mid-sentence
+    "mod1.py": "mod1.py registers the handler. " * 3,                                  # a loop
+    "mod2.py": "I think aloud in two sentences, starting with the words To write mod2.py as asked.",  # restated
+    "mod3.py": "<think> The user asks about mod3.py. I should recall what the parser needs first, then decide "
+               "which of its helpers to write before the rest",                      # a scratchpad, never closed
+    "mod4.py": "<think>Name the file.</think> ",                                     # + a grounded answer: kept
+    "mod5.py": "mod5.py reads the settings file first and checks every key. Then it builds the search index from "
+               "the parsed records. Finally it writes the",                          # cut, two whole sentences
+}
+
+
+def test_truncated_looping_restating_and_thinking_replies_are_caught_retried_and_counted_by_reason():
+    """Over real HTTP: each fault is caught; mod0 and mod1 recover on the sampled retry, mod2 and mod3 fall back,
+    mod4 keeps its answer without the scratchpad and mod5 its two complete sentences."""
+
+    def reply(body):
+        path = re.search(r"mod\d\.py", body["messages"][-1]["content"]).group(0)
+        if body["temperature"] > 0 and path in ("mod0.py", "mod1.py"):
+            return grounded_reply(body)
+        return GREEDY_FAULTS[path] + (grounded_reply(body) if path == "mod4.py" else "")
+
+    with FakeChatServer(reply=reply) as server:
+        policy = openai_policy(server, max_new_tokens=24)
+        replies = policy.write(requests_for(6))
+    assert [(r.source, r.fallback_reason) for r in replies] == [
+        ("openai", None), ("openai", None), ("structural", "restates_prompt"), ("structural", "thinking"),
+        ("openai", None), ("openai", None)]
+    assert replies[0].text.startswith("The server's note: mod0.py") and "<think>" not in replies[4].text
+    assert replies[4].text.startswith("The server's note: mod4.py") and replies[4].repairs == ("scratchpad_stripped",)
+    assert replies[5].text == GREEDY_FAULTS["mod5.py"].rsplit(" Finally", 1)[0] and replies[5].repairs == ("trimmed",)
+    assert policy.counts == Counter({
+        "openai": 4, "retry": 4, "recovered": 2, "scratchpad_stripped": 1, "trimmed": 1,
+        "retry:truncated": 1, "retry:repetition": 1, "retry:restates_prompt": 1, "retry:thinking": 1,
+        "fallback:restates_prompt": 1, "fallback:thinking": 1})
+    assert [b["temperature"] for b in server.chat_requests] == [0.0] * 6 + [0.7] * 4
+    usage = policy.usage
+    assert (usage["finish:length"], usage["finish:stop"]) == (4, 6)  # mod0, mod3 (twice), mod5 hit the limit
+    assert usage["policy:fallback:thinking"] == 1 and usage["policy:retry:truncated"] == 1
+
+
+def test_a_one_sentence_request_stops_at_the_sentence_end_and_keeps_its_full_stop():
+    """Over real HTTP: the request carries the sentence stops, the server's text is cut at the first, the full stop
+    is put back; a two-sentence request has no stop and is cut after its second sentence."""
+    said = "mod{0}.py registers the handlers. Then it loops. Then it loops again."
+    with FakeChatServer(reply=lambda body: said.format(re.search(r"mod(\d)", body["messages"][-1]["content"])[1])) \
+            as server:
+        policy = openai_policy(server)
+        one, two = requests_for(2, kind="purpose")
+        one.sentences, two.sentences, one.stop = 1, 2, SENTENCE_STOPS
+        replies = policy.write([one, two])
+    assert [r.text for r in replies] == ["mod0.py registers the handlers.",
+                                         "mod1.py registers the handlers. Then it loops."]
+    assert sorted(tuple(b.get("stop", ())) for b in server.chat_requests) == [(), (". ", ".\n")]
+    assert policy.counts == Counter({"openai": 2, "cut": 1})
 
 
 def test_openai_policy_survives_500s_timeouts_and_malformed_json_and_counts_the_fallback():
@@ -85,7 +146,7 @@ def test_openai_policy_in_the_simulation_keeps_grounding(tmp_path):
         [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], policy)
     thinks = [s for s in traj.steps if s.kind == "think"]
     assert thinks and all(s.meta["source"] == "openai" and "server's note" in s.content for s in thinks)
-    assert sum(v for k, v in policy.counts.items() if k not in ("retry", "recovered")) == len(server.chat_requests)
+    assert sum(policy.outcomes().values()) == len(server.chat_requests)
     for step in traj.steps:
         if step.kind == "write":
             assert step.content == (root / step.path).read_bytes().decode()
@@ -101,6 +162,10 @@ def test_policy_keys_are_checked_and_structural_needs_no_model():
         SimulationArguments(policy_retries=-1)
     with pytest.raises(ValueError, match="key 'policy_backend': unknown engine 'tgi'"):
         SimulationArguments(policy_backend="tgi")
+    with pytest.raises(ValueError, match="key 'prompt_code_chars': must be >= 0"):
+        SimulationArguments(prompt_code_chars=-1)
+    options = SimulationArguments(prompt_code_chars=900, prompt_context_chars=300, read_budget_chars=5).options()
+    assert (options.prompt_code_chars, options.prompt_context_chars, options.read_budget_chars) == (900, 300, 5)
 
 
 def test_vllm_policy_without_vllm_says_how_to_get_it(monkeypatch):
@@ -130,7 +195,9 @@ def test_synthesize_with_the_openai_policy_end_to_end(tmp_path):
     traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
     texts = [s for s in traj["steps"] if s["kind"] in ("requirements", "think", "report")]
     assert texts and all(s["meta"]["source"] == "openai" and "server's note" in s["content"] for s in texts)
-    assert traj["meta"]["text_sources"]["openai"] == len(texts)
+    # the plan and the delegations carry the model's plan descriptions: theirs too
+    assert traj["meta"]["text_sources"] == {"openai": len([s for s in traj["steps"] if s["kind"] not in ("read",
+                                                                                                        "write")])}
     purposes = len(traj["order"])  # purpose texts are asked too; they go into the plan and delegations
     assert len(server.chat_requests) == len(texts) + purposes + 2  # + the two failed tries
     assert (out / "documents" / "tiny.jsonl").exists()

@@ -9,7 +9,8 @@ import pytest
 from retrace_testing import ScriptedEngine
 
 from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
-from retrace.agents.policies import ChatPolicy, PolicyRequest, check_reply
+from retrace.agents.policies import ChatPolicy, PolicyRequest
+from retrace.agents.validation import check_reply
 from retrace.data import Trajectory, trajectory_to_document
 from retrace.repo import analyze_repository, ingest_local_dir
 
@@ -128,7 +129,7 @@ def test_hf_policy_with_the_embedded_model_writes_grounded_text(tmp_path):
                                               policy_kinds=["think_write"]))
     [traj] = simulate_repositories([(snapshot, analyze_repository(snapshot))], policy)
     readers = {s.agent for s in traj.steps if s.kind == "read"}
-    outcomes = sum(v for k, v in policy.counts.items() if k not in ("retry", "recovered"))
+    outcomes = sum(policy.outcomes().values())
     assert outcomes == 1 + 3 * 6 + len(readers)  # one per request: requirements, per-file texts, read thinks
     assert policy.counts["hf"] + sum(v for k, v in policy.counts.items() if k.startswith("fallback")) == 6
     assert policy.usage["requests"] == 6 + policy.counts["retry"] and policy.usage["completion_tokens"] > 0

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from retrace.agents import SimulationOptions, StructuralPolicy, simulate_repositories
+from retrace.data import SearchLog
 from retrace.data.export import export_repository
 from retrace.data.stats import split_artifact_stats
 from retrace.repo import analyze_repository, ingest_local_dir
@@ -35,7 +36,7 @@ HELDOUT_FILES = {
     "lib/base.py": '"""Base."""\n\n\nclass Base:\n    pass\n',
     "lib/child.py": '"""Child."""\nfrom lib.base import Base\n\n\nclass Child(Base):\n    pass\n',
 }
-# As retrace.refine.search logs a step (its docstring lists the fields).
+# As retrace.refine.search logs a step (a SearchLog, docs/formats.md), in its JSON form.
 SEARCH_LOG = {"original": "I write the engine now, on top of the helpers.", "baseline_nll": 1.5,
               "target_tokens": 42, "incumbent_nll": [1.1, 1.0123], "incumbent_chars": [47, 52],
               "candidates": [{"iteration": 0, "text": f"A rejected rewrite {PWN}", "chars": 80, "nll": 1.2345,
@@ -68,7 +69,7 @@ def build_synth_output(tmp: Path) -> Path:
     out = tmp / "synth"
     traj, files = _simulate(_write_tree(tmp / "src_hostile", HOSTILE_FILES), HOSTILE_REPO)
     thinks = [s for s in traj.steps if s.kind == "think" and s.agent == "pkg/core.py"]
-    thinks[-1].meta["search"] = SEARCH_LOG
+    thinks[-1].search = SearchLog.from_dict(SEARCH_LOG)
     thinks[0].content = f"I plan the engine. {IMG}"
     thinks[0].meta.update(source="hf")
     thinks[-1].meta.update(source="structural", fallback="too_short")
@@ -76,8 +77,8 @@ def build_synth_output(tmp: Path) -> Path:
     index = next(i for i, s in enumerate(traj.steps) if s.agent == "pkg/util.py" and s.kind == "think")
     dropped = traj.steps.pop(index)
     dropped.content = DROPPED_THINK
-    dropped.meta["search"] = {**SEARCH_LOG, "candidates": [], "unhelpful": True, "dropped": True}
-    traj.meta["refine"] = {"dropped": [{"index": index, "step": dropped.__dict__}],
+    dropped.search = SearchLog.from_dict({**SEARCH_LOG, "candidates": [], "unhelpful": True, "dropped": True})
+    traj.meta["refine"] = {"dropped": [{"index": index, "step": dropped.to_dict()}],
                            "stats": {"steps": 2, "accepted": 1, "mean_nll_gain": 0.0877}}
     export_repository(out, "train", traj, files)
     held, held_files = _simulate(_write_tree(tmp / "src_heldout", HELDOUT_FILES), "heldlib")

@@ -1,6 +1,7 @@
 """The HTML viewer: pages for every repository, hostile content shown as text, loss flags from disk.
 
-The Chromium tests load the pages in Debian's real headless `chromium` (installed by `make test-deps`):
+The Chromium tests load the pages in a real headless Chromium found on the machine (`$RETRACE_CHROMIUM`, else
+`chromium`, `chromium-browser`, `google-chrome` or `google-chrome-stable` on PATH; skipped, saying so, without one):
 the page's script must run to the end (`<body data-ready="1">`), highlight code, raise no error, and
 no script from the repository may run.
 """
@@ -8,6 +9,7 @@ no script from the repository may run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -58,7 +60,8 @@ def test_index_and_pages_for_both_splits(site):
     for expected in ("Main agent: requirements and plan", "Development order (6 files)", "Import cycles (1)",
                      "Broken edges (1)", 'class="legend"', "search log: 3 candidates", "1.2345", "accepted",
                      "incumbent_nll: 1.1000 \u2192 1.0123", "leak: ngram", "fallback: too_short", "by hf",
-                     "truncated", "dropped by search: not in the document", DROPPED_THINK, "mean_nll_gain: 0.0877"):
+                     "truncated", "dropped by search: not in the document", DROPPED_THINK, "mean_nll_gain: 0.0877",
+                     "grounding facts", "purpose: Helpers.", "line 4: def clamp(x, lo, hi)  # Clamp x into [lo, hi]."):
         assert expected in page, expected
     assert page.count('<details class="episode"') == 6
     assert 'open><summary><span class="num">' not in page  # episodes start collapsed
@@ -121,11 +124,41 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--enable-logging=stderr", "--v=0"]
 
 
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> tuple[str | None, str]:
+    """(a Chromium that runs, '') or (None, why not): `$RETRACE_CHROMIUM` first, else the usual names on PATH.
+
+    A binary must answer `--version` (Ubuntu's `chromium-browser` can be a stub asking for the snap).
+    """
+    wanted = os.environ.get("RETRACE_CHROMIUM")
+    candidates = [wanted] if wanted else list(CHROMIUM_NAMES)
+    tried = []
+    for name in candidates:
+        path = shutil.which(name)
+        if path is None:
+            tried.append(f"{name} (not found)")
+            continue
+        try:
+            version = subprocess.run([path, "--headless", "--no-sandbox", "--version"], capture_output=True,
+                                     text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            tried.append(f"{path} ({exc.__class__.__name__})")
+            continue
+        if version.returncode == 0 and "chrom" in version.stdout.lower():
+            return path, ""
+        tried.append(f"{path} (--version exited {version.returncode})")
+    where = "RETRACE_CHROMIUM" if wanted else "PATH"
+    return None, (f"no usable Chromium for the viewer's browser tests on {where}: tried {', '.join(tried)}; "
+                  "install one (e.g. `apt-get install chromium`, as .ci/run does) or set RETRACE_CHROMIUM to its path")
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium")
+    found, why = find_chromium()
     if found is None:
-        pytest.skip("Debian's chromium is not installed: `make test-deps` installs it (apt-get install chromium)")
+        pytest.skip(why)
     return found
 
 

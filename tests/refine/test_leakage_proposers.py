@@ -1,4 +1,5 @@
-"""The leakage guard, the proposers and the recipe arguments: pure logic, no model."""
+"""The leakage guard, the structural proposer and the recipe arguments: pure logic, no model (the chat
+proposer: test_chat_proposer.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from refine_trajectory import APP, APP_FACTS, UTIL, UTIL_FACTS, make_trajectory
 from retrace_testing import ScriptedEngine
 
-from retrace.data import trajectory_to_document
+from retrace.data import Definition, Grounding, trajectory_to_document
 from retrace.refine import (
     ChatProposer,
     HotSpan,
@@ -58,38 +59,12 @@ def scripted(replies: list) -> ScriptedEngine:
     return ScriptedEngine(lambda conversation, params: next(words), temperature=0.7)
 
 
-def test_chat_proposer_prompts_with_facts_never_code_and_cleans_replies():
-    backend = scripted(["First I define main(argv).", "```python\nx = 1\n```", "First I define main(argv)."])
-    proposer = ChatProposer(backend, seed=5)
-    request = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 3)
-    spans = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 1,
-                            hot_spans=[HotSpan(11, "acc.add(float(arg))", 7.5)])
-    out = proposer.propose([request, spans])
-    assert out[0] == ["First I define main(argv)."]  # code block dropped, duplicate merged
-    # one call per number of candidates: the n candidates of a request are n samples of one request
-    assert [(len(c), p.n, p.temperature, p.seed) for c, p in backend.calls] == [(1, 3, 0.7, 1005), (1, 1, 0.7, 1005)]
-    prompt = backend.calls[0][0][0][1]["content"]
-    assert "def main(argv)" in prompt and "Now I write it." in prompt and "acc = Accumulator()" not in prompt
-    assert "hardest" not in prompt and "line 11: acc.add(float(arg))" in backend.calls[1][0][0][1]["content"]
-    assert proposer.counts["unusable"] == 1 and proposer.counts["proposed"] == 2
-
-
-def test_chat_proposer_samples_n_per_request_and_moves_the_seed_with_the_iteration():
-    backend = scripted([f"Variant {i} of the plan for app.py." for i in range(6)])
-    proposer = ChatProposer(backend, seed=1)
-    first = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 0, 2)
-    later = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 2, 2)
-    out = proposer.propose([first, later])
-    assert [len(texts) for texts in out] == [2, 2]
-    assert sorted((len(c), p.n, p.seed) for c, p in backend.calls) == [(1, 2, 1001), (1, 2, 3001)]
-
-
 def test_a_failed_proposer_request_gives_no_candidates_and_is_counted():
     backend = scripted([None])
     proposer = ChatProposer(backend)
     request = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 0, 2)
     assert proposer.propose([request]) == [[]]
-    assert proposer.counts["failed:scripted"] == 1 and proposer.usage["failed:scripted"] == 1
+    assert proposer.counts["failed:scripted"] == 2 and proposer.usage["failed:scripted"] == 2
 
 
 def test_builder_and_arguments():
@@ -117,10 +92,9 @@ def test_think_block_matches_the_document_markup():
 def test_guard_exempts_bare_signatures_and_what_the_original_said():
     payload = "class Cookie:\n    def __init__(self, version, name, value, port, port_specified, domain, domain_specified,\n" \
               "                 domain_initial_dot, path, path_specified, secure, expires, discard):\n        pass\n"
-    facts = {"definitions": [{"kind": "method", "name": "__init__", "parent": "Cookie", "doc": "", "line": 2,
-                              "signature": "def __init__(self, version, name, value, port, port_specified, domain, "
-                                           "domain_specified, domain_initial_dot, path, path_specified, secure, "
-                                           "expires, discard)"}]}
+    facts = Grounding("cookies.py", definitions=[Definition(
+        "method", "__init__", "def __init__(self, version, name, value, port, port_specified, domain, "
+        "domain_specified, domain_initial_dot, path, path_specified, secure, expires, discard)", "", 2, "Cookie")])
     think = "methods: __init__(self, version, name, value, port, port_specified, domain, domain_specified, " \
             "domain_initial_dot, path, path_specified, secure, expires, discard)"
     guard = LeakGuard(payload)

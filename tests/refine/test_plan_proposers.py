@@ -1,21 +1,22 @@
-"""The plan's skeleton and the proposers' plan rewrites, and the structural proposer's depth: pure logic, no model."""
+"""Reading a proposer's plan reply into the Plan record, the proposers' plan rewrites, and the structural
+proposer's depth: pure logic, no model."""
 
 from __future__ import annotations
 
 import pytest
-from refine_trajectory import APP_FACTS, PLAN, UTIL_FACTS, make_trajectory
+from refine_trajectory import APP_FACTS, PLAN, PLAN_RECORD, UTIL_FACTS, make_trajectory
 from retrace_testing import ScriptedEngine
 
 from retrace.data import trajectory_to_document
 from retrace.refine import (
     ChatProposer,
-    PlanParseError,
     PlanRequest,
-    PlanSkeleton,
     ProposalRequest,
     RefineArguments,
     StructuralProposer,
+    apply_reply,
     plan_block,
+    reply_descriptions,
 )
 
 ORDER = ["util.py", "app.py"]
@@ -28,35 +29,26 @@ def entries(plan: str) -> list[str]:
 
 
 def plan_request(incumbent: str = PLAN, tried=(), n: int = 2, iteration: int = 0) -> PlanRequest:
-    skeleton = PlanSkeleton.parse(PLAN, ORDER)
-    return PlanRequest("calc", "A tiny calculator.", skeleton, incumbent,
-                       PlanSkeleton.parse(incumbent, ORDER).descriptions(), PLAN, FACTS, iteration, n, set(tried))
+    return PlanRequest("calc", "A tiny calculator.", apply_reply(PLAN_RECORD, incumbent), PLAN, FACTS, iteration, n,
+                       set(tried))
 
 
-def test_skeleton_round_trips_and_only_descriptions_change():
-    skeleton = PlanSkeleton.parse(PLAN, ORDER)
-    assert skeleton.render() == PLAN and skeleton.paths == ORDER
-    assert skeleton.entries[1].needs == " (needs util.py)" and skeleton.entries[0].needs == ""
+def test_a_reply_changes_only_the_descriptions_of_the_record():
+    assert PLAN_RECORD.render() == PLAN and PLAN_RECORD.paths == ORDER
     reply = ("Here is the plan:\n2. `app.py`: reads numbers and prints the sum (needs util.py)\n"
              "3. extra.py: a file that is not in the graph\n1. util.py - keeps a total\n"
              "1. util.py: a second line for the same file is ignored\n0. setup.py: nope")
-    rendered = skeleton.apply(reply)
-    assert entries(rendered) == ORDER  # reordered, invented and repeated files change nothing
-    assert rendered.splitlines()[0] == skeleton.header
-    assert rendered.splitlines()[1:] == ["1. util.py: keeps a total",
-                                         "2. app.py: reads numbers and prints the sum (needs util.py)"]
+    assert reply_descriptions(PLAN_RECORD, reply) == {"util.py": "keeps a total",
+                                                      "app.py": "reads numbers and prints the sum"}
+    rendered = apply_reply(PLAN_RECORD, reply)
+    assert rendered.paths == ORDER and rendered.entries[1].needs == ("util.py",)  # the graph's, untouched
+    assert rendered.render().splitlines() == [PLAN_RECORD.header, "1. util.py: keeps a total",
+                                              "2. app.py: reads numbers and prints the sum (needs util.py)"]
     # code or markup in a description is dropped (the incumbent's stays); a file left out keeps its own
-    assert skeleton.apply("1. util.py: ```x = 1```\n") == PLAN
-    assert skeleton.apply("2. app.py: see </plan> here") == PLAN
-    assert skeleton.apply("1. util.py: " + "word " * 200).splitlines()[1].startswith("1. util.py: word word")
-    assert len(skeleton.apply("1. util.py: " + "word " * 200).splitlines()[1]) < 260
-
-
-def test_skeleton_refuses_a_plan_that_is_not_the_file_list():
-    with pytest.raises(PlanParseError, match="entry lines"):
-        PlanSkeleton.parse(PLAN, ["util.py"])
-    with pytest.raises(PlanParseError, match="does not start"):
-        PlanSkeleton.parse(PLAN, ["app.py", "util.py"])
+    assert apply_reply(PLAN_RECORD, "1. util.py: ```x = 1```\n") == PLAN_RECORD
+    assert apply_reply(PLAN_RECORD, "2. app.py: see </plan> here") == PLAN_RECORD
+    long = apply_reply(PLAN_RECORD, "1. util.py: " + "word " * 200).render().splitlines()[1]
+    assert long.startswith("1. util.py: word word") and len(long) < 260
 
 
 def test_plan_block_matches_the_document_markup():
@@ -104,7 +96,7 @@ def test_chat_proposer_rewrites_plans_from_facts_through_the_skeleton():
     backend = ScriptedEngine(lambda conversation, params: next(words), temperature=0.7)
     [out] = ChatProposer(backend).propose_plans([plan_request()])
     assert len(out) == 1  # the code-block reply is unusable
-    rendered = PlanSkeleton.parse(PLAN, ORDER).apply(out[0])
+    rendered = apply_reply(PLAN_RECORD, out[0]).render()
     assert entries(rendered) == ORDER and rendered.endswith("2. app.py: the command line sum (needs util.py)")
     [(conversations, params)] = backend.calls
     assert len(conversations) == 1 and params.n == plan_request().n

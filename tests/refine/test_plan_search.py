@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from refine_trajectory import APP, PLAN, UTIL, make_trajectory
+from refine_trajectory import APP, PLAN, PLAN_RECORD, UTIL, make_trajectory
 from test_plan_proposers import ORDER, entries
 
 from retrace.data import Trajectory, read_documents, trajectory_to_document
@@ -60,30 +60,31 @@ def plan_step(traj):
 
 def test_plan_incumbent_never_rises_accepted_is_argmin_and_files_stay(refined):
     trajectories, stats, _ = refined
-    assert stats.plan.steps == 2 and stats.summary.steps == 4  # plans counted apart from Thinks
+    assert stats.plan.steps == 2 and stats.summary.steps == 6  # plans counted apart from Thinks
     assert stats.plan.scored > 0 and stats.plan.accepted > 0
     for traj in trajectories:
         plan = plan_step(traj)
-        log = plan.meta["search"]
-        assert log["kind"] == "plan" and log["original"] == PLAN
-        assert log["target_files"] == ORDER and log["target_tokens"] == 2 * TARGET_TOKENS
-        nll = log["incumbent_nll"]
+        log = plan.search
+        assert log.kind == "plan" and log.original == PLAN and log.original_plan == PLAN_RECORD
+        assert log.target_files == ORDER and log.target_tokens == 2 * TARGET_TOKENS
+        nll = log.incumbent_nll
         assert len(nll) == 4 and all(b <= a for a, b in zip(nll, nll[1:]))
         for it in range(3):
-            scored = [c for c in log["candidates"] if c["iteration"] == it and c["nll"] is not None]
+            scored = [c for c in log.candidates if c.iteration == it and c.nll is not None]
             assert scored, it  # the structural proposer still has new plans at the third iteration
-            accepted = [c for c in scored if c["accepted"]]
+            accepted = [c for c in scored if c.accepted]
             assert len(accepted) <= 1
             if accepted:
-                assert accepted[0]["nll"] == min(c["nll"] for c in scored)
-                assert accepted[0]["nll"] < nll[it] and nll[it + 1] == accepted[0]["nll"]
+                assert accepted[0].nll == min(c.nll for c in scored)
+                assert accepted[0].nll < nll[it] and nll[it + 1] == accepted[0].nll
             else:
-                assert nll[it + 1] == nll[it] and all(c["nll"] >= nll[it] for c in scored)
-        accepted = [c["text"] for c in log["candidates"] if c["accepted"]]
-        assert plan.content == (accepted[-1] if accepted else PLAN)
-        for text in [plan.content] + [c["text"] for c in log["candidates"]]:
+                assert nll[it + 1] == nll[it] and all(c.nll >= nll[it] for c in scored)
+        accepted = [c.text for c in log.candidates if c.accepted]
+        assert plan.content == (accepted[-1] if accepted else PLAN) == plan.plan.render()  # record and text agree
+        assert plan.plan.paths == traj.order and [e.needs for e in plan.plan.entries] == [(), ("util.py",)]
+        for text in [plan.content] + [c.text for c in log.candidates]:
             assert entries(text) == traj.order  # the graph's file list, in development order, always
-        assert isinstance(log["baseline_nll"], float) and log["unhelpful"] == (not nll[-1] < log["baseline_nll"])
+        assert isinstance(log.baseline_nll, float) and log.unhelpful == (not nll[-1] < log.baseline_nll)
 
 
 def test_thinks_are_searched_after_the_refined_plan(refined, tiny_scorer):
@@ -97,7 +98,7 @@ def test_thinks_are_searched_after_the_refined_plan(refined, tiny_scorer):
     scorer = StepScorer(tiny_scorer, max_context_tokens=128)
     step = scorer.begin(prefix, "util.py", UTIL, think.content)
     [score] = scorer.score(step, [think.content])
-    assert score.mean == pytest.approx(think.meta["search"]["incumbent_nll"][-1], rel=1e-5)
+    assert score.mean == pytest.approx(think.search.incumbent_nll[-1], rel=1e-5)
 
 
 def test_plan_nll_equals_a_plain_forward_pass(refined, tiny_scorer):
@@ -126,7 +127,7 @@ def test_plan_nll_equals_a_plain_forward_pass(refined, tiny_scorer):
     with torch.no_grad():
         logp = torch.log_softmax(tiny_scorer.model(input_ids=torch.tensor([sequence])).logits.float(), -1)[0]
     expected = -sum(float(logp[p - 1, sequence[p]]) for p in positions) / len(positions)
-    assert min(plan_step(traj).meta["search"]["incumbent_nll"]) == pytest.approx(expected, rel=1e-4)
+    assert min(plan_step(traj).search.incumbent_nll) == pytest.approx(expected, rel=1e-4)
 
 
 def test_plan_stats_recomputed_from_disk_plot_and_viewer(refined, tmp_path):
@@ -141,8 +142,8 @@ def test_plan_stats_recomputed_from_disk_plot_and_viewer(refined, tmp_path):
     assert width == int(13.5 * 120)  # three panels: Think NLL, Think length, plan NLL
     view = StepView(plan_step(trajectories[0]), [])
     page = render_step(view)
-    log = plan_step(trajectories[0]).meta["search"]
-    assert f"search log: {len(log['candidates'])} candidates" in page and "kind: plan" in page
+    log = plan_step(trajectories[0]).search
+    assert f"search log: {len(log.candidates)} candidates" in page and "kind: plan" in page
 
 
 def test_export_keeps_the_original_plan_in_the_no_search_baseline(refined, tmp_path):
@@ -164,7 +165,8 @@ class ScriptedPlanScorer:
         self.scored = []
 
     def begin(self, prefix_text, after, incumbent):
-        return type("Scoring", (), {"target_positions": [0] * 8, "target_paths": ["util.py", "app.py"]})()
+        return type("Scoring", (), {"target_positions": [0] * 8, "target_paths": ["util.py", "app.py"],
+                                    "context_tokens": 0})()
 
     def fits(self, scoring, plan):
         return True
@@ -189,9 +191,9 @@ def test_ties_are_not_accepted_and_an_unhelpful_plan_is_kept():
     recipe = args(refine_keep_unhelpful=False, refine_iterations=2)
     out, stats = refine_trajectories([make_trajectory()], recipe, StructuralProposer(), _NoThinkScorer(),
                                      plan_scorer=SteppedScorer())
-    log = plan_step(out[0]).meta["search"]
-    assert not any(c["accepted"] for c in log["candidates"]) and log["incumbent_nll"] == [3.0, 3.0, 3.0]
-    assert log["unhelpful"] and not log["dropped"] and plan_step(out[0]).content == PLAN  # flagged, never dropped
+    log = plan_step(out[0]).search
+    assert not any(c.accepted for c in log.candidates) and log.incumbent_nll == [3.0, 3.0, 3.0]
+    assert log.unhelpful and not log.dropped and plan_step(out[0]).content == PLAN  # flagged, never dropped
     assert stats.plan.unhelpful == 1 and stats.plan.dropped == 0
 
 
@@ -211,23 +213,25 @@ def test_leaking_plan_is_rejected_before_scoring():
     scorer = ScriptedPlanScorer()
     out, stats = refine_trajectories([make_trajectory()], args(refine_iterations=1, refine_leak_ngram=6),
                                      Paster(), _NoThinkScorer(), plan_scorer=scorer)
-    log = plan_step(out[0]).meta["search"]
-    [leak] = [c for c in log["candidates"] if c["leak"]]
-    assert leak["leak"] == "ngram" and leak["nll"] is None and not leak["accepted"] and pasted in leak["text"]
+    log = plan_step(out[0]).search
+    [leak] = [c for c in log.candidates if c.leak]
+    assert leak.leak == "ngram" and leak.nll is None and not leak.accepted and pasted in leak.text
     assert stats.plan.leaks == {"ngram": 1} and stats.plan.scored == 1
     assert all(pasted not in p for p in scorer.scored if p) and pasted not in plan_step(out[0]).content
     assert plan_step(out[0]).content.splitlines()[1] == "1. util.py: helpers with a running total; honest prose"
 
 
 def test_unsearchable_plans_are_skipped_counted_and_thinks_still_searched(caplog):
-    traj = make_trajectory()
-    plan_step(traj).content = "1. util.py: helpers.\n2. app.py: entry point."  # no header: not the skeleton
-    out, stats = refine_trajectories([traj], args(refine_iterations=1), StructuralProposer(), _NoThinkScorer(),
-                                     plan_scorer=ScriptedPlanScorer())
-    assert stats.plan_skipped == {"unparsed": 1} and stats.plan.steps == 0 and stats.summary.steps == 2
-    assert out[0].meta["refine"]["plan_skipped"] == "unparsed" and "search" not in plan_step(out[0]).meta
-    assert "plan not searched (unparsed)" in caplog.text
-    assert collect_refine_stats(out).plan_skipped == {"unparsed": 1}
+    stale, bare = make_trajectory("stale"), make_trajectory("bare")
+    plan_step(stale).content = "1. util.py: helpers.\n2. app.py: entry point."  # edited: not its record's text
+    plan_step(bare).plan = None
+    out, stats = refine_trajectories([stale, bare], args(refine_iterations=1), StructuralProposer(),
+                                     _NoThinkScorer(), plan_scorer=ScriptedPlanScorer())
+    assert stats.plan_skipped == {"stale_record": 1, "no_record": 1} and stats.plan.steps == 0
+    assert stats.summary.steps == 6
+    assert out[0].meta["refine"]["plan_skipped"] == "stale_record" and plan_step(out[0]).search is None
+    assert "plan not searched (no_record)" in caplog.text
+    assert collect_refine_stats(out).plan_skipped == {"stale_record": 1, "no_record": 1}
 
     class ThinkOnly:
         name = "think-only"
@@ -245,8 +249,9 @@ class _NoThinkScorer:
     tokens_forwarded = unique_tokens = 0
     seconds = 0.0
 
-    def begin(self, prefix_text, path, payload, incumbent):
-        return type("Step", (), {"target_ids": [0] * 4, "token_lines": [], "payload": payload})()
+    def begin(self, prefix_text, path, payload, incumbent, between=None):
+        return type("Step", (), {"target_ids": [0] * 4, "token_lines": [], "payload": payload,
+                                 "context_tokens": 0})()
 
     def fits(self, step, think):
         return True

@@ -152,10 +152,10 @@ def test_refine_search_on_vllm_backend_equals_hf(fake_vllm, tiny):
         step_scorer = StepScorer(scorer, max_context_tokens=128)
         assert step_scorer.limit == model.config.max_position_embeddings
         out, stats = refine_trajectories([make_trajectory("calc")], args, StructuralProposer(), step_scorer)
-        runs.append(([s.meta["search"] for s in out[0].steps if "search" in s.meta], stats))
+        runs.append(([s.search for s in out[0].steps if s.search is not None], stats))
     (hf_logs, hf_stats), (vl_logs, vl_stats) = runs
     assert len(hf_logs) == len(vl_logs) > 0
     for h, v in zip(hf_logs, vl_logs):
-        assert v["incumbent_nll"] == pytest.approx(h["incumbent_nll"], abs=1e-4)
-        assert [c["accepted"] for c in v["candidates"]] == [c["accepted"] for c in h["candidates"]]
+        assert v.incumbent_nll == pytest.approx(h.incumbent_nll, abs=1e-4)
+        assert [c.accepted for c in v.candidates] == [c.accepted for c in h.candidates]
     assert vl_stats.unique_tokens == hf_stats.unique_tokens

@@ -46,26 +46,51 @@ def tree(root: Path) -> list[str]:
     return sorted(rel for p in root.rglob("*") if p.is_file() and (rel := str(p.relative_to(root))) not in naming_the_run)
 
 
+# Each corpus repository is ~25k tokens as one document: under this budget it becomes several sub-projects.
+SPLIT = ("--document_budget_tokens", "8000")
+
+
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path):
     specs = make_corpus(tmp_path / "corpus")
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    assert synthesize(clean, specs).wait(timeout=600) == 0
+    assert synthesize(clean, specs, *SPLIT).wait(timeout=600) == 0
+    assert len(list((clean / "documents").glob("*.jsonl"))) > len(specs), "repositories are split"
 
-    proc = synthesize(killed, specs)
-    documents = killed / "documents"
+    proc = synthesize(killed, specs, *SPLIT)
+    finished = killed / "budget"  # a repository's record is written after all of its documents
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(documents.glob("*.jsonl"))) < 5:
+    while time.time() < deadline and len(list(finished.glob("*.json"))) < 5:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    written_at_kill = len(list(documents.glob("*.jsonl")))
+    written_at_kill = len(list(finished.glob("*.json")))
     assert 5 <= written_at_kill < len(specs), "the kill should land mid-run"
     assert not (killed / "stats.json").exists()
 
-    assert synthesize(killed, specs).wait(timeout=600) == 0
+    assert synthesize(killed, specs, *SPLIT).wait(timeout=600) == 0
     assert tree(clean) == tree(killed)
     for rel in tree(clean):
         assert filecmp.cmp(clean / rel, killed / rel, shallow=False), f"{rel} differs after resume"
+
+
+def test_shards_partition_the_sub_projects(tmp_path):
+    """Sub-projects go to their repository's shard: the shards' documents are the unsharded run's, each once."""
+    specs = make_corpus(tmp_path / "corpus", n_repos=6, n_files=25)
+    whole = tmp_path / "whole"
+    assert synthesize(whole, specs, *SPLIT).wait(timeout=300) == 0
+    expected = sorted(p.name for p in (whole / "documents").glob("*.jsonl"))
+    assert len(expected) > len(specs)
+    found = []
+    for index in range(2):
+        out = tmp_path / f"shard{index}"
+        assert synthesize(out, specs, *SPLIT, "--num_shards", "2", "--shard_index", str(index)).wait(timeout=300) == 0
+        names = sorted(p.name for p in (out / "documents").glob("*.jsonl"))
+        repos = {name.split("_")[0].split(".")[0] for name in names}
+        assert all(shard_of(repo, 2) == index for repo in repos)
+        for name in names:
+            assert filecmp.cmp(out / "documents" / name, whole / "documents" / name, shallow=False)
+        found += names
+    assert sorted(found) == expected
 
 
 def test_shards_partition_the_input(tmp_path):

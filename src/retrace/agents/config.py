@@ -25,7 +25,14 @@ class SimulationArguments(PolicyEngineArguments):
     read_budget_chars: int = field(default=0, metadata={
         "help": "0: Read observations are whole files; else longer files are cut and marked truncated."})
     prompt_facts_chars: int = field(default=800, metadata={
-        "help": "Facts shown to a model policy are cut to this many characters (prefill dominates CPU cost)."})
+        "help": "Facts shown to a model policy (definitions, manifests, the file tree) are cut to this many "
+                "characters (prefill dominates CPU cost)."})
+    prompt_readme_chars: int = field(default=600, metadata={
+        "help": "Characters of the README (or package docstring) the requirements prompt shows."})
+    prompt_code_chars: int = field(default=1000, metadata={
+        "help": "Characters of the real file shown to the model writing the Think before its Write."})
+    prompt_context_chars: int = field(default=400, metadata={
+        "help": "Characters of the requirements and of the dependencies' reports shown to a sub-agent."})
     seed: int = field(default=0, metadata={
         "help": "The recipe's seed: every sampled engine (policy, proposer) derives its seeds from it."})
 
@@ -36,3 +43,15 @@ class SimulationArguments(PolicyEngineArguments):
         unknown = set(self.policy_kinds) - set(REQUEST_KINDS)
         if unknown:
             raise ValueError(f"key 'policy_kinds': unknown {sorted(unknown)}; expected some of {list(REQUEST_KINDS)}")
+        for key in ("read_budget_chars", "prompt_facts_chars", "prompt_readme_chars", "prompt_code_chars",
+                    "prompt_context_chars"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"key '{key}': must be >= 0, got {getattr(self, key)}")
+
+    def options(self):
+        """The `SimulationOptions` these keys set."""
+        from retrace.agents.simulate import SimulationOptions
+
+        return SimulationOptions(read_budget_chars=self.read_budget_chars, prompt_facts_chars=self.prompt_facts_chars,
+                                 prompt_readme_chars=self.prompt_readme_chars, prompt_code_chars=self.prompt_code_chars,
+                                 prompt_context_chars=self.prompt_context_chars)

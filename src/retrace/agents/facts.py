@@ -6,9 +6,12 @@ text written from these facts cannot paste the implementation it precedes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from retrace.repo import FileSummary, RepoGraph, RepoSnapshot
+from retrace.data import Definition
+from retrace.repo import FileSummary, RepoGraph
+from retrace.repo.languages import is_code
 
 
 def first_sentence(text: str | None, limit: int = 160) -> str:
@@ -42,27 +45,28 @@ class FileFacts:
 
     @property
     def defined_names(self) -> list[str]:
-        names = [c.split("(")[0].split(":")[0].removeprefix("class ").strip() for c in self.classes]
+        # A class line is "class Name(Base) - doc; methods: ...": the name ends at the first "(", " ", ";" or ":".
+        names = [re.split(r"[( ;:]", c.removeprefix("class "), maxsplit=1)[0] for c in self.classes]
         return names + [f.split("(")[0].split()[-1] for f in self.functions]
 
 
-def definitions(summary: FileSummary) -> list[dict[str, object]]:
+def definitions(summary: FileSummary) -> list[Definition]:
     """Every class, method and top-level function in source order: the grounding a rewrite may use.
 
     Names, signatures and first docstring sentences only, never bodies.
     """
-    found: list[dict[str, object]] = []
+    found: list[Definition] = []
     for cls in summary.classes:
         bases = f"({', '.join(cls.bases)})" if cls.bases else ""
-        found.append({"kind": "class", "name": cls.name, "signature": f"class {cls.name}{bases}",
-                      "doc": first_sentence(cls.docstring), "line": cls.line, "parent": None})
+        found.append(Definition("class", cls.name, f"class {cls.name}{bases}", first_sentence(cls.docstring),
+                                cls.line, None))
         for method in cls.methods:
-            found.append({"kind": "method", "name": method.name, "signature": method.signature,
-                          "doc": first_sentence(method.docstring), "line": method.line, "parent": cls.name})
+            found.append(Definition("method", method.name, method.signature, first_sentence(method.docstring),
+                                    method.line, cls.name))
     for function in summary.functions:
-        found.append({"kind": "function", "name": function.name, "signature": function.signature,
-                      "doc": first_sentence(function.docstring), "line": function.line, "parent": None})
-    return sorted(found, key=lambda d: (d["line"], d["kind"] != "class"))
+        found.append(Definition("function", function.name, function.signature,
+                                first_sentence(function.docstring), function.line, None))
+    return sorted(found, key=lambda d: (d.line, d.kind != "class"))
 
 
 def _describe(summary: FileSummary) -> str:
@@ -74,6 +78,8 @@ def _describe(summary: FileSummary) -> str:
         parts.append("classes " + ", ".join(c.name for c in summary.classes[:6]))
     if summary.functions:
         parts.append("functions " + ", ".join(f.name for f in summary.functions[:6]))
+    if not parts and not is_code(summary.language):
+        return f"A {summary.language} file of {summary.n_lines} lines." if summary.n_lines else "An empty file."
     if not parts:
         return "Module-level definitions." if summary.n_lines else "An empty module."
     return "Defines " + " and ".join(parts) + "."
@@ -87,8 +93,13 @@ def _class_line(cls) -> str:
     return f"class {cls.name}{bases}" + (f" - {doc}" if doc else "") + (f"; methods: {methods}{more}" if methods else "")
 
 
-def file_facts(graph: RepoGraph, path: str, written: set[str]) -> FileFacts:
-    """Facts for `path`, given the set of files already written before it in development order."""
+def file_facts(graph: RepoGraph, path: str, written: set[str], text: str | None = None) -> FileFacts:
+    """Facts for `path`, given the set of files already written before it in development order.
+
+    Names used from a dependency come from the import statements where they name them (Python's `from m
+    import a`); where they do not (`import m`, a JavaScript `require`), and the file's `text` is given, they
+    are the dependency's top-level definitions that the text mentions as words.
+    """
     summary = graph.files[path]
     deps = [d for d in summary.deps if d in written]
     later = [d for d in summary.deps if d not in written]
@@ -104,6 +115,13 @@ def file_facts(graph: RepoGraph, path: str, written: set[str]) -> FileFacts:
             target = dep_modules.get(f"{imp.module}.{name}") or dep_modules.get(imp.module)
             if target is not None and name not in imported.setdefault(target, []):
                 imported[target].append(name)
+    if text is not None:
+        for dep in summary.deps:
+            if not imported.get(dep):
+                dep_summary = graph.files[dep]
+                names = [d.name for d in [*dep_summary.classes, *dep_summary.functions] if len(d.name) > 2]
+                imported[dep] = [n for n in names if re.search(rf"(?<![\w$]){re.escape(n)}(?![\w$])", text)]
+    imported = {dep: names for dep, names in imported.items() if names}
     return FileFacts(
         path=path, module=summary.module, purpose=_describe(summary),
         classes=[_class_line(c) for c in summary.classes],
@@ -112,22 +130,3 @@ def file_facts(graph: RepoGraph, path: str, written: set[str]) -> FileFacts:
         calls=list(summary.calls[:20]), n_lines=summary.n_lines, parse_ok=summary.parse_ok,
     )
 
-
-def repo_overview(snapshot: RepoSnapshot, graph: RepoGraph) -> dict[str, object]:
-    """Facts for the main agent: the project's own description and its shape."""
-    packages = sorted({p.rsplit("/", 1)[0] if "/" in p else "." for p in graph.dev_order})
-    description = first_sentence(snapshot.description, 300) if snapshot.description else ""
-    if not description:
-        for path in graph.dev_order:
-            if path.endswith("__init__.py") and graph.files[path].docstring:
-                description = first_sentence(graph.files[path].docstring, 300)
-                break
-    return {
-        "repo": snapshot.name,
-        "description": description,
-        "n_files": len(graph.dev_order),
-        "n_lines": sum(graph.files[p].n_lines for p in graph.dev_order),
-        "packages": packages,
-        "n_edges": len(graph.edges),
-        "cycles": graph.cycles,
-    }

@@ -3,8 +3,8 @@
 Every request carries its structural text, written from analysis facts. The `structural` policy
 returns it as is; a model-backed one is a `ChatPolicy` over any engine of `retrace.llm` (`hf`, `vllm`,
 `openai`, chosen by the recipe's `policy_backend`): it renders the request's prompt template, generates,
-validates the reply, asks again when it is unusable and finally falls back to the structural text,
-counting why.
+validates the reply (`retrace.agents.validation`), asks again when it is unusable and finally falls back
+to the structural text, counting why.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
+
+from retrace.agents.validation import Verdict, instruction_text, review_reply
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,10 @@ class PolicyRequest:
     structural: str                 # the grounded fallback text
     forbidden_lines: list[str] = field(default_factory=list)  # real code lines the text must not paste
     anchors: list[str] = field(default_factory=list)  # names of which a grounded text mentions at least one
+    code_ngrams: frozenset[tuple[str, ...]] = frozenset()  # word runs of the real code the text must not share
+    languages: str = ""             # the project's languages ("Go and C"); others may not be named. "": unchecked
+    sentences: int = 0              # the most sentences the prompt asks for: a reply is cut there. 0: no cut
+    stop: tuple[str, ...] = ()      # where generation stops (SENTENCE_STOPS: after the first sentence)
 
 
 @dataclass
@@ -33,6 +39,22 @@ class PolicyReply:
     text: str
     source: str                     # "structural" or the policy that wrote it
     fallback_reason: str | None = None
+    repairs: tuple[str, ...] = ()   # what validation cut from a kept model reply ("trimmed", ...)
+
+
+# A request may stop at its first sentence's end (saving the tokens a small model spends going on); the engines
+# cut the stop string, so the full stop is put back (`_ended`). Not for a reply that may open with a list
+# number ("1. "), which would stop at once.
+SENTENCE_STOPS = (". ", ".\n")
+
+
+def _ended(answer, request: PolicyRequest) -> str:
+    """The reply's text, with the full stop a sentence stop cut put back."""
+    text = answer.text.rstrip()
+    if request.stop == SENTENCE_STOPS and answer.finish_reason != "length" and text and (
+            text[-1].isalnum() or text[-1] in "\"')]`"):
+        return text + "."
+    return text
 
 
 def load_prompt(kind: str) -> str:
@@ -52,46 +74,21 @@ class StructuralPolicy:
         return [PolicyReply(r.structural, "structural") for r in requests]
 
 
-def check_reply(text: str, request: PolicyRequest, prompt: str = "", min_chars: int = 20,
-                max_chars: int = 2000) -> str | None:
-    """Why a generated reply is unusable, or None when it is fine.
-
-    Beyond form (length, code blocks, markup), a reply must stay grounded: mention at least one of the
-    request's anchors (the file, its names, its dependencies), not paste real code, and not parrot
-    the prompt back.
-    """
-    stripped = text.strip()
-    if len(stripped) < min_chars:
-        return "too_short"
-    if len(stripped) > max_chars:
-        return "too_long"
-    if "```" in stripped:
-        return "code_block"
-    if "<|" in stripped or "</write>" in stripped or "<observation" in stripped:
-        return "markup"
-    for line in request.forbidden_lines:
-        if line in stripped:
-            return "pastes_code"
-    for line in prompt.splitlines():
-        if len(line.strip()) >= 30 and line.strip() in stripped:
-            return "echoes_prompt"
-    lowered = stripped.lower()
-    if request.anchors and not any(anchor.lower() in lowered for anchor in request.anchors):
-        return "ungrounded"
-    return None
-
-
 class ChatPolicy:
     """A chat model behind any engine writes the requested kinds of text.
 
-    Each reply is validated with `check_reply`; an unusable one is asked again up to `retries` times,
-    sampling at `retry_temperature` with a fresh seed so that the answer can differ (a greedy model
-    asked twice says the same thing), then replaced by the structural text. A request the engine
-    could not complete at all (a failed `Reply`: its transport retries are spent) falls back at once.
+    Each reply is validated with `review_reply` (against the prompt, the template's instructions and the
+    reply's finish reason); an unusable one is asked again up to `retries` times, sampling at
+    `retry_temperature` with a fresh seed so that the answer can differ (a greedy model asked twice says
+    the same thing), then replaced by the structural text. A request the engine could not complete at
+    all (a failed `Reply`: its transport retries are spent) falls back at once.
 
     `counts` holds one outcome per request (the engine's backend name, `structural` for kinds not
-    delegated, or `fallback:<reason>`), plus `retry` (requests asked again) and `recovered` (usable on a
-    retry). The policy's name, and the `source` of what it writes, is the engine's backend.
+    delegated, or `fallback:<reason>`; `outcomes()`), plus `retry` (requests asked again),
+    `retry:<reason>` (why), `recovered` (usable on a retry) and the repairs of kept replies
+    (`scratchpad_stripped`, `heading_dropped`, `cut`, `trimmed`). The policy's name, and the `source` of what
+    it writes, is the engine's backend. Requests with their own stop strings (`PolicyRequest.stop`) go to the
+    engine in a chat call of their own.
     """
 
     def __init__(self, engine, *, kinds: list[str] | None = None, retries: int = 1, retry_temperature: float = 0.7,
@@ -111,6 +108,10 @@ class ChatPolicy:
         self.templates = {kind: load_prompt(kind) for kind in REQUEST_KINDS}
         self.counts: Counter[str] = Counter()
 
+    def outcomes(self) -> dict[str, int]:
+        """One count per request answered: by whom it was written, or `fallback:<reason>`."""
+        return {k: v for k, v in self.counts.items() if k in (self.name, "structural") or k.startswith("fallback:")}
+
     def write(self, requests: list[PolicyRequest]) -> list[PolicyReply]:
         replies = [PolicyReply(r.structural, "structural") for r in requests]
         prompts = {i: self.templates[r.kind].format(**r.fields).strip()
@@ -123,31 +124,50 @@ class ChatPolicy:
             if attempt:
                 params = replace(params, temperature=self.retry_temperature, seed=self.seed + attempt)
                 self.counts["retry"] += len(pending)
-            conversations = [[{"role": "system", "content": self.system}, {"role": "user", "content": prompts[i]}]
-                             for i in pending]
-            answers = self.engine.chat(conversations, params, desc="policy" if attempt == 0 else "policy retry")
+            answers = self._ask(requests, prompts, pending, params, "policy" if attempt == 0 else "policy retry")
             still_pending = []
             for i, answer in zip(pending, answers):
-                reason = "request_failed" if answer.failed else check_reply(answer.text, requests[i], prompts[i])
+                request = requests[i]
+                verdict = Verdict("", "request_failed") if answer.failed else review_reply(
+                    _ended(answer, request), request, prompts[i], finish_reason=answer.finish_reason,
+                    instructions=instruction_text(self.templates[request.kind], self.system))
+                reason = verdict.reason
                 if reason is None:
-                    replies[i] = PolicyReply(answer.text.strip(), self.name)
+                    replies[i] = PolicyReply(verdict.text, self.name, repairs=verdict.repairs)
                     self.counts[self.name] += 1
+                    self.counts.update(verdict.repairs)
                     if attempt:
                         self.counts["recovered"] += 1
                 elif reason != "request_failed" and attempt < self.retries:
                     still_pending.append(i)
+                    self.counts[f"retry:{reason}"] += 1
                 else:
-                    replies[i] = PolicyReply(requests[i].structural, "structural", reason)
+                    replies[i] = PolicyReply(request.structural, "structural", reason)
                     self.counts[f"fallback:{reason}"] += 1
             pending = still_pending
         if len(requests) > len(prompts):
             self.counts["structural"] += len(requests) - len(prompts)
         return replies
 
+    def _ask(self, requests: list[PolicyRequest], prompts: dict[int, str], pending: list[int], params,
+             desc: str) -> list:
+        """The engine's replies to the pending requests, in order: one chat call per set of stop strings."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i in pending:
+            groups.setdefault(requests[i].stop, []).append(i)
+        answers = {}
+        for stop, members in groups.items():
+            conversations = [[{"role": "system", "content": self.system}, {"role": "user", "content": prompts[i]}]
+                             for i in members]
+            group_params = replace(params, stop=tuple(params.stop) + stop) if stop else params
+            answers.update(zip(members, self.engine.chat(conversations, group_params, desc=desc)))
+        return [answers[i] for i in pending]
+
     @property
     def usage(self) -> dict[str, int]:
-        """Requests and tokens spent, finish reasons, transport retries and failures (`Usage.to_dict`)."""
-        return self.engine.usage.to_dict()
+        """Requests and tokens spent, finish reasons, transport retries and failures (`Usage.to_dict`), then
+        the policy's own `counts` as `policy:<key>` (outcomes, retries by reason, repairs)."""
+        return {**self.engine.usage.to_dict(), **{f"policy:{k}": v for k, v in sorted(self.counts.items())}}
 
 
 def build_policy(args, *, engine=None, engines=None):

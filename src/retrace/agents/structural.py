@@ -19,7 +19,7 @@ def requirements_text(overview: dict) -> str:
     if overview["description"]:
         lines.append(f"Goal: {overview['description']}")
     packages = [p for p in overview["packages"] if p != "."]
-    shape = f"It is {overview['n_files']} Python files (~{overview['n_lines']} lines)"
+    shape = f"It is a {overview['languages']} project of {overview['n_files']} files (~{overview['n_lines']} lines)"
     shape += f" organised in packages {_names(packages)}." if packages else " in a single package."
     lines.append(shape)
     lines.append(
@@ -32,22 +32,13 @@ def requirements_text(overview: dict) -> str:
     return "\n".join(lines)
 
 
-def plan_text(entries: list[tuple[FileFacts, str]]) -> str:
-    """One plan entry per file in development order: purpose and dependencies."""
-    lines = ["Implementation plan (one sub-agent per file, in this order):"]
-    for number, (facts, purpose) in enumerate(entries, start=1):
-        deps = facts.deps + facts.later_deps
-        needs = f" (needs {', '.join(deps)})" if deps else ""
-        lines.append(f"{number}. {facts.path}: {purpose}{needs}")
-    return "\n".join(lines)
-
-
 def purpose_text(facts: FileFacts) -> str:
     return facts.purpose
 
 
-def delegate_text(facts: FileFacts, purpose: str) -> str:
-    text = f"Implement `{facts.path}`: {purpose}"
+def delegate_text(facts: FileFacts, purpose: str, number: int = 0, total: int = 0) -> str:
+    """The main agent hands one plan entry to a sub-agent: the entry's description and what to read first."""
+    text = (f"Plan entry {number} of {total}. " if number else "") + f"Implement `{facts.path}`: {purpose}"
     if facts.deps:
         text += f" It builds on {_names(facts.deps)}, already written; read {'it' if len(facts.deps) == 1 else 'them'} first."
     else:
@@ -84,8 +75,11 @@ def think_write_text(facts: FileFacts) -> str:
     return " ".join(parts)
 
 
-def report_text(facts: FileFacts) -> str:
+def report_text(facts: FileFacts, dependents: list[str] | None = None) -> str:
+    """What the file gives the files after it: its names, and the files that import it (from the graph)."""
     defined = facts.defined_names
+    users = f"{_names(dependents or [], 4)} import{'s' if len(dependents or []) == 1 else ''} it"
     if defined:
-        return f"Done: `{facts.path}` provides {_names(defined)}; later files can import them."
-    return f"Done: `{facts.path}` is written."
+        tail = f"; {users}." if dependents else "; later files can import them."
+        return f"Done: `{facts.path}` provides {_names(defined)}{tail}"
+    return f"Done: `{facts.path}` is written" + (f"; {users}." if dependents else ".")

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from retrace.atomic import write_text
+from retrace.data.budget_check import card_section
 from retrace.data.document import Document
 from retrace.data.export import DOCUMENTS, HELDOUT, NO_SEARCH_BASELINE, RAW_BASELINE, TRAJECTORIES
 
@@ -143,8 +144,9 @@ def render_card(output_dir: Path, splits: dict[str, SplitCounts], tokenizer: str
         f'heldout = load_dataset("{output_dir}", "heldout", split="test")',
         "```", "",
         "Configs: " + ", ".join(f"`{c['config_name']}` ({c['data_files'][0]['path']})" for c in meta["configs"])
-        + ". Trajectories (`trajectories/*.jsonl`, the un-flattened steps with their free-form `meta`) are "
-        "files, not a config; the format is in retrace's docs/formats.md.", "",
+        + ". Trajectories (`trajectories/*.jsonl`: the un-flattened steps, with their `meta` and, on some steps, "
+        "the `grounding`, `plan` and `search` records) are files, not a config; the format is in retrace's "
+        "docs/formats.md.", "",
         "## Contents", "",
         "| split | repositories | files | documents | Raw-Repos documents | document chars | trained share "
         "| mean chars per document | mean Raw-Repos chars |",
@@ -164,6 +166,7 @@ def render_card(output_dir: Path, splits: dict[str, SplitCounts], tokenizer: str
                       f"(tokenizer `{tokenizer}`, each segment tokenized alone)."]
     if not tokenizer:
         lines += ["", "Token counts were not computed (no tokenizer given); characters are exact."]
+    lines += card_section(output_dir, list(splits))  # tokens per document, from budget/ records
     lines += ["", "## Who wrote the text", "", "Text steps by author (`fallback:<reason>`: a model reply was "
               "replaced by the grounded structural text).", "", "| split | author | steps |", "| --- | --- | --- |"]
     lines += [f"| {s} | {k} | {v:,} |" for s, c in splits.items() for k, v in sorted(c.text_sources.items())]

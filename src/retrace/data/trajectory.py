@@ -8,9 +8,11 @@ recover the nesting (main agent delegates, sub-agent works, sub-agent reports ba
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from retrace.data.records import Grounding, Plan, SearchLog
 
 MAIN_AGENT = "main"
 
@@ -26,10 +28,30 @@ class Step:
     path: str | None           # the file read or written (or delegated), relative, '/' separators
     content: str               # text (think/plan/...), observation (read) or payload (write)
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. {"truncated": true}, {"source": "structural"}
+    grounding: Grounding | None = None  # the Think before a Write: the facts it may rely on
+    plan: Plan | None = None            # the plan step: its skeleton and descriptions (content is its render)
+    search: SearchLog | None = None     # a searched Think or plan: refinement's record
 
     def __post_init__(self) -> None:
         if self.kind not in STEP_KINDS:
             raise ValueError(f"unknown step kind {self.kind!r}; expected one of {STEP_KINDS}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of docs/formats.md; the typed records appear only on the steps that have them."""
+        data = {"agent": self.agent, "kind": self.kind, "path": self.path, "content": self.content,
+                "meta": self.meta}
+        for key in ("grounding", "plan", "search"):
+            record = getattr(self, key)
+            if record is not None:
+                data[key] = record.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        readers = {"grounding": Grounding.from_dict, "plan": Plan.from_dict, "search": SearchLog.from_dict}
+        records = {key: read(data[key]) for key, read in readers.items() if data.get(key) is not None}
+        return cls(data["agent"], data["kind"], data.get("path"), data["content"], dict(data.get("meta") or {}),
+                   **records)
 
 
 @dataclass
@@ -41,11 +63,12 @@ class Trajectory:
     meta: dict[str, Any] = field(default_factory=dict)  # cycles, broken edges, policy counts, ...
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"repo": self.repo, "source": self.source, "order": self.order,
+                "steps": [s.to_dict() for s in self.steps], "meta": self.meta}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
-        steps = [Step(**step) for step in data["steps"]]
+        steps = [Step.from_dict(step) for step in data["steps"]]
         return cls(repo=data["repo"], source=data["source"], order=list(data["order"]), steps=steps,
                    meta=dict(data.get("meta", {})))
 

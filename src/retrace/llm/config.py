@@ -35,6 +35,9 @@ class EngineConfig:
     max_new_tokens: int = field(default=96, metadata={"help": "generation cap per reply (sampling)"})
     temperature: float = field(default=0.0, metadata={"help": "sampling temperature, 0: greedy (sampling)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (sampling)"})
+    enable_thinking: bool = field(default=False, metadata={
+        "help": "chat templates with a thinking switch (Qwen3, ...): let the model think in <think> before answering; "
+                "passed as the template's enable_thinking (hf, vllm; openai: chat_template_kwargs)"})
     batch_size: int = field(default=8, metadata={"help": "rows per forward pass or generate call (hf)"})
     base_url: str = field(default="http://127.0.0.1:8000/v1", metadata={
         "help": "API root of the OpenAI-compatible server (openai)"})

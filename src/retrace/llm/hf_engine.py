@@ -94,8 +94,10 @@ class HFEngine(HFForwardScoring, Engine):
         """`params.n` assistant replies to each conversation, through the model's chat template."""
         if self.tokenizer.chat_template is None:
             raise ValueError(f"{self.name} has no chat template: use a chat model, or a completion-style prompt")
-        encoded = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True,
-                                                      return_dict=True)["input_ids"] for c in conversations]
+        # A template without the thinking switch ignores `enable_thinking`.
+        encoded = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                                      enable_thinking=self.config.enable_thinking)["input_ids"]
+                   for c in conversations]
         return self._generate(encoded, params or self.default_params, desc)
 
     def _stop_token_ids(self) -> list[int]:

@@ -99,8 +99,11 @@ class OpenAIEngine(PromptLogprobScoring, Engine):
     def chat(self, conversations: list[list[Message]], params: SamplingParams | None = None,
              desc: str = "generating") -> list[Reply]:
         params = params or self.default_params
-        return self._run("chat/completions", [{**self._body(params), "messages": c} for c in conversations],
-                         params, desc)
+        # vLLM's (and SGLang's) server extension: the chat template's thinking switch, off unless the role's
+        # `enable_thinking` key turns it on.
+        thinking = {"chat_template_kwargs": {"enable_thinking": self.config.enable_thinking}}
+        return self._run("chat/completions",
+                         [{**self._body(params), **thinking, "messages": c} for c in conversations], params, desc)
 
     def complete(self, prompts: list[str], params: SamplingParams | None = None,
                  desc: str = "generating") -> list[Reply]:
@@ -121,7 +124,8 @@ class OpenAIEngine(PromptLogprobScoring, Engine):
 
         def parse(payload: dict) -> Reply:
             choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
-            texts = [c["message"]["content"] if chat else c["text"] for c in choices]
+            # A reasoning parser may leave `content` null (all of the reply was reasoning): no answer, "".
+            texts = [(c["message"]["content"] or "") if chat else c["text"] for c in choices]
             if not texts or not all(isinstance(t, str) for t in texts):
                 raise TypeError("no choices, or a choice whose text is not a string")
             finishes = tuple(c.get("finish_reason") or "unknown" for c in choices)

@@ -115,7 +115,8 @@ class VLLMEngine(PromptLogprobScoring, Engine):
         params = params or self.default_params
         if not conversations:
             return []
-        outputs = self.llm.chat(conversations, self._params(params), use_tqdm=len(conversations) >= 16)
+        outputs = self.llm.chat(conversations, self._params(params), use_tqdm=len(conversations) >= 16,
+                                chat_template_kwargs={"enable_thinking": self.config.enable_thinking})
         return self._replies(outputs, params)
 
     # -- scoring -----------------------------------------------------------------------------------

@@ -20,14 +20,17 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     """How Think steps (and optionally the plan) are searched: proposer, scorer, budget and the leakage guard."""
 
     refine: bool = field(default=False, metadata={
-        "help": "Search every Think step before a Write for text that makes the real code more likely."})
+        "help": "Search every Think of a sub-agent that writes a file (before its Reads and before its Write) for "
+                "text that makes the real file more likely."})
     refine_iterations: int = field(default=3, metadata={"help": "Search iterations per Think step (paper: 3)."})
     refine_candidates: int = field(default=2, metadata={"help": "Rewrites proposed per iteration (paper: 2)."})
     refine_surprisal_guided: bool = field(default=False, metadata={
         "help": "Show the proposer where the real code is most surprising under the incumbent Think."})
     refine_surprisal_spans: int = field(default=3, metadata={"help": "High-loss spans shown per proposal."})
-    refine_max_context_tokens: int = field(default=1024, metadata={
-        "help": "The prefix before a Think is cut from the left to this many tokens (Think and payload never are)."})
+    refine_max_context_tokens: int = field(default=0, metadata={
+        "help": "The document prefix before a Think is cut from the left to this many tokens (Think and payload "
+                "never are); 0: all the scorer's window holds (its max_model_len or max_position_embeddings, "
+                "minus the Think, the text up to the payload and the scored payload)."})
     refine_max_target_tokens: int = field(default=0, metadata={
         "help": "Payload tokens scored per step, from its start (0: all that fit the scorer's positions)."})
     refine_max_think_chars: int = field(default=2400, metadata={
@@ -39,7 +42,8 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     refine_leak_line_share: float = field(default=0.3, metadata={
         "help": "A Think with more than this share of its substantial lines verbatim in the payload is a leak."})
     refine_max_steps_per_repo: int = field(default=0, metadata={
-        "help": "Search only the first N Thinks of each repository, in development order (0: all; a CPU budget)."})
+        "help": "Search only the first N searched Thinks of each repository, in document order (0: all; a CPU "
+                "budget)."})
     refine_plan: bool = field(default=False, metadata={
         "help": "Also search the main agent's plan (its per-file descriptions; the file list never changes) for "
                 "text that makes the first tokens of the files that follow more likely; searched first."})
@@ -54,12 +58,13 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     def __post_init__(self) -> None:
         check_engine_keys(self, "proposer")
         check_engine_keys(self, "scorer")
-        for key in ("refine_iterations", "refine_candidates", "refine_max_context_tokens",
-                    "refine_leak_ngram", "refine_plan_target_files", "refine_plan_target_tokens",
-                    "refine_plan_window_tokens"):
+        for key in ("refine_iterations", "refine_candidates", "refine_leak_ngram", "refine_plan_target_files",
+                    "refine_plan_target_tokens", "refine_plan_window_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"key '{key}': must be at least 1, got {getattr(self, key)}")
         if self.refine_max_target_tokens < 0:
             raise ValueError("key 'refine_max_target_tokens': must be 0 (all) or positive")
+        if self.refine_max_context_tokens < 0:
+            raise ValueError("key 'refine_max_context_tokens': must be 0 (the scorer's window) or positive")
         if not 0.0 <= self.refine_leak_line_share <= 1.0:
             raise ValueError("key 'refine_leak_line_share': must be in [0, 1]")

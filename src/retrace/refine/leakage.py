@@ -11,17 +11,18 @@ rejects (both on the Think text after the grounded facts are blanked out, see be
   least 2 and more than `line_share` appear verbatim (stripped) as lines of the payload.
 
 Allowed facts: the signatures (with or without their `def`/`class` keyword), names and first docstring
-sentences of `facts.definitions` and the purpose are what the analysis gives every agent (docs/formats.md);
-a Think may state them word for word. They are replaced by a separator before both rules, so a long
-signature alone never counts as a leak, while a body pasted around it still does. Likewise anything the
-original (pre-search) Think already said is allowed: it passed the simulation's own checks, and a rewrite
-that keeps it copies nothing new; its word n-grams and lines are exempt.
+sentences of the `Grounding`'s definitions and its purpose are what the analysis gives every agent
+(docs/formats.md); a Think may state them word for word. They are replaced by a separator before both
+rules, so a long signature alone never counts as a leak, while a body pasted around it still does.
+Likewise anything the original (pre-search) Think already said is allowed: it passed the simulation's own
+checks, and a rewrite that keeps it copies nothing new; its word n-grams and lines are exempt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from retrace.data import Grounding
 
 MIN_LINE_CHARS = 12
 KEYWORDS = ("def ", "class ", "async def ")
@@ -34,23 +35,22 @@ class LeakCheck:
     reason: str = ""  # "ngram" | "lines" | ""
 
 
-def allowed_fact_strings(facts: dict[str, Any] | list[dict[str, Any]] | None) -> list[str]:
+def allowed_fact_strings(facts: Grounding | list[Grounding] | None) -> list[str]:
     """The strings a Think may copy verbatim: signatures, names and docstring sentences of the definitions.
 
-    A list of facts (the plan's: one per file) allows the strings of each.
+    A list of groundings (the plan's: one per file) allows the strings of each.
     """
     found = []
-    for one in ([facts] if isinstance(facts, dict) else facts or []):
-        found.append(one.get("purpose") or "")
-        for item in one.get("definitions") or []:
-            signature = item.get("signature") or ""
-            found += [signature, signature.split(" ", 1)[-1] if signature.startswith(KEYWORDS) else "",
-                      item.get("doc") or ""]
+    for one in ([facts] if isinstance(facts, Grounding) else facts or []):
+        found.append(one.purpose)
+        for item in one.definitions:
+            signature = item.signature
+            found += [signature, signature.split(" ", 1)[-1] if signature.startswith(KEYWORDS) else "", item.doc]
     # Longest first, so a signature is blanked before a shorter string inside it.
     return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 
-def _blank_facts(text: str, facts: dict[str, Any] | list[dict[str, Any]] | None) -> str:
+def _blank_facts(text: str, facts: Grounding | list[Grounding] | None) -> str:
     for fact in allowed_fact_strings(facts):
         text = text.replace(fact, SEPARATOR)
     return text
@@ -69,7 +69,7 @@ class LeakGuard:
         self.payload_ngrams = _ngrams(payload.split(), ngram)
         self.payload_lines = {line.strip() for line in payload.splitlines() if len(line.strip()) >= MIN_LINE_CHARS}
 
-    def check(self, think: str, facts: dict[str, Any] | list[dict[str, Any]] | None = None,
+    def check(self, think: str, facts: Grounding | list[Grounding] | None = None,
               allowed: str = "") -> LeakCheck:
         """Whether `think` copies the payload; `allowed` is text it may repeat (the original Think)."""
         text, allowed = _blank_facts(think, facts), _blank_facts(allowed, facts)

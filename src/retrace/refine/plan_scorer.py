@@ -6,7 +6,8 @@ For a repository, the scored sequence is
 
 tokenised piecewise like `step_scorer` (each document segment on its own, ids concatenated), where
 - P is the document before the plan (repository header, requirements), cut from the left to its last
-  `max_context_tokens` tokens, forwarded once and reused for every candidate;
+  `max_context_tokens` tokens (0: what the scorer's window leaves after the plan, A at its longest and
+  `ROW_SLACK_TOKENS`), forwarded once and reused for every candidate;
 - the plan block is `<plan>\\n{text}\\n</plan>\\n`; the no-plan baseline has none;
 - A is the document after the plan, uncut and unchanged, up to the end of the last target span, at most
   `window_tokens` tokens (and what the model's positions leave after P, the incumbent's plan and
@@ -41,6 +42,7 @@ class PlanScoring:
     target_paths: list[str]       # the files whose first tokens are scored, in development order
     max_row_tokens: int
     unique_tokens: int = 0
+    context_tokens: int = 0       # tokens of P the rows are conditioned on
 
     @property
     def target_ids(self) -> list[int]:
@@ -65,9 +67,12 @@ class PlanScorer:
         """Tokenise P and A, forward P once; None when no payload token fits the window."""
         start = time.perf_counter()
         steps = self.step_scorer
-        prefix_ids = self.scorer.encode_context(prefix_text)[-steps.max_context_tokens:]
         special = len(self.scorer.special_prefix)
-        room = steps.limit - (special + len(prefix_ids) or 1) - len(self.think_ids(incumbent)) - ROW_SLACK_TOKENS
+        plan_tokens = len(self.think_ids(incumbent))
+        # P: the recipe's cut, or (0) what the window leaves after the plan, A at its longest and the slack.
+        keep = steps.max_context_tokens or steps.limit - special - plan_tokens - self.window_tokens - ROW_SLACK_TOKENS
+        prefix_ids = steps.encode_tail(prefix_text, keep)
+        room = steps.limit - (special + len(prefix_ids) or 1) - plan_tokens - ROW_SLACK_TOKENS
         budget = min(self.window_tokens, room)
         after_ids: list[int] = []
         positions: list[int] = []
@@ -93,7 +98,7 @@ class PlanScorer:
         after_ids = after_ids[:positions[-1] + 1]  # nothing after the last target token is needed
         state = self.scorer.encode_prefix(prefix_ids)
         scoring = PlanScoring(state, after_ids, positions, paths, max_row_tokens=steps.limit - len(state.ids),
-                              unique_tokens=len(state.ids))
+                              unique_tokens=len(state.ids), context_tokens=len(prefix_ids))
         steps.unique_tokens += len(state.ids)
         steps.seconds += time.perf_counter() - start
         return scoring

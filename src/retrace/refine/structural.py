@@ -1,4 +1,4 @@
-"""The structural proposer: deterministic, grounded rewrites of a Think built from `meta.facts` alone.
+"""The structural proposer: deterministic, grounded rewrites of a Think built from its `Grounding` alone.
 
 It lets the CPU default exercise the search for real: each candidate is the incumbent plus one section it
 lacks (an outline of the definitions in source order at some level of detail, the imports per dependency,
@@ -12,8 +12,9 @@ the default budget (3 x 2). Only names, signatures and first docstring sentences
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from retrace.data import Definition, Grounding
 from retrace.refine.structural_plan import plan_candidates
 
 if TYPE_CHECKING:
@@ -32,14 +33,14 @@ PURPOSE = "What the file is for:"
 MAX_ITEMS = 60  # definitions listed per outline (a 300-method module still gives a bounded Think)
 
 
-def _definition_line(item: dict[str, Any], docs: bool) -> str:
-    indent = "  " if item.get("parent") else ""
-    doc = f": {item['doc']}" if docs and item.get("doc") else ""
-    return f"{indent}- {item.get('signature') or item.get('name')}{doc}"
+def _definition_line(item: Definition, docs: bool) -> str:
+    indent = "  " if item.parent else ""
+    doc = f": {item.doc}" if docs and item.doc else ""
+    return f"{indent}- {item.signature or item.name}{doc}"
 
 
-def outline(facts: dict[str, Any], docs: bool) -> str | None:
-    items = facts.get("definitions") or []
+def outline(facts: Grounding, docs: bool) -> str | None:
+    items = facts.definitions
     if not items:
         return None
     lines = [_definition_line(item, docs) for item in items[:MAX_ITEMS]]
@@ -48,41 +49,37 @@ def outline(facts: dict[str, Any], docs: bool) -> str | None:
     return "\n".join([OUTLINE_DOCS if docs else OUTLINE, *lines])
 
 
-def imports(facts: dict[str, Any]) -> str | None:
+def imports(facts: Grounding) -> str | None:
     lines = []
-    for dep, names in (facts.get("imported_names") or {}).items():
+    for dep, names in facts.imported_names.items():
         names = ", ".join(f"`{n}`" for n in names) if names else "the module itself"
         lines.append(f"- from `{dep}` (already written): {names}")
-    external = facts.get("external_imports") or []
+    external = facts.external_imports
     if external:
         lines.append("- from outside the repository: " + ", ".join(f"`{m}`" for m in external))
     return "\n".join([IMPORTS, *lines]) if lines else None
 
 
-def calls(facts: dict[str, Any]) -> str | None:
-    names = facts.get("calls") or []
+def calls(facts: Grounding) -> str | None:
+    names = facts.calls
     return f"{CALLS} " + ", ".join(f"`{n}`" for n in names) + "." if names else None
 
 
-def hotspots(facts: dict[str, Any], spans) -> str | None:
+def hotspots(facts: Grounding, spans) -> str | None:
     """The definitions enclosing the payload's highest-loss lines: the structural analogue of surprisal guidance."""
-    items = sorted(facts.get("definitions") or [], key=lambda d: d.get("line") or 0)
+    items = sorted(facts.definitions, key=lambda d: d.line)
     lines = []
     for span in spans:
-        enclosing = [d for d in items if (d.get("line") or 0) <= span.line]
+        enclosing = [d for d in items if d.line <= span.line]
         if enclosing:
             d = enclosing[-1]
-            doc = f" ({d['doc']})" if d.get("doc") else ""
-            owner = f" of `{d['parent']}`" if d.get("parent") else ""
-            lines.append(f"- `{d.get('signature') or d['name']}`{owner}, near line {span.line}{doc}")
+            doc = f" ({d.doc})" if d.doc else ""
+            owner = f" of `{d.parent}`" if d.parent else ""
+            lines.append(f"- `{d.signature or d.name}`{owner}, near line {span.line}{doc}")
         else:
             lines.append(f"- the module header before the first definition, near line {span.line}")
     lines = list(dict.fromkeys(lines))
     return "\n".join([HOTSPOTS, *lines]) if lines else None
-
-
-def _top_level(facts: dict[str, Any]) -> list[dict[str, Any]]:
-    return [d for d in facts.get("definitions") or [] if not d.get("parent")]
 
 
 def _quoted(names: list[str], limit: int) -> str:
@@ -90,51 +87,53 @@ def _quoted(names: list[str], limit: int) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def structure(facts: dict[str, Any]) -> str | None:
+def structure(facts: Grounding) -> str | None:
     """Classes with their methods, then the top-level functions: the file's shape without signatures."""
-    items = facts.get("definitions") or []
     lines = []
-    for top in _top_level(facts)[:MAX_ITEMS]:
-        methods = [d["name"] for d in items if d.get("parent") == top.get("name")]
-        if top.get("kind") == "class":
+    for top in facts.top_level[:MAX_ITEMS]:
+        methods = [d.name for d in facts.definitions if d.parent == top.name]
+        if top.kind == "class":
             has = f" with methods {_quoted(methods, 12)}" if methods else ""
-            lines.append(f"- class `{top['name']}`{has}")
+            lines.append(f"- class `{top.name}`{has}")
         else:
-            lines.append(f"- {top.get('kind') or 'definition'} `{top['name']}`")
+            lines.append(f"- {top.kind or 'definition'} `{top.name}`")
     return "\n".join([STRUCTURE, *lines]) if lines else None
 
 
-def intents(facts: dict[str, Any]) -> str | None:
+def intents(facts: Grounding) -> str | None:
     """What each documented definition promises (its docstring's first sentence), names only."""
-    lines = [f"- `{d['parent'] + '.' if d.get('parent') else ''}{d['name']}`: {d['doc']}"
-             for d in (facts.get("definitions") or [])[:MAX_ITEMS] if d.get("doc")]
+    lines = [f"- `{d.parent + '.' if d.parent else ''}{d.name}`: {d.doc}"
+             for d in facts.definitions[:MAX_ITEMS] if d.doc]
     return "\n".join([INTENTS, *lines]) if lines else None
 
 
-def order(facts: dict[str, Any]) -> str | None:
+def order(facts: Grounding) -> str | None:
     """The top-level parts in source order, imports first."""
-    names = [f"`{d['name']}`" for d in sorted(_top_level(facts), key=lambda d: d.get("line") or 0)]
-    parts = (["the imports"] if facts.get("imported_names") or facts.get("external_imports") else []) + names
+    names = [f"`{d.name}`" for d in sorted(facts.top_level, key=lambda d: d.line)]
+    parts = (["the imports"] if facts.imported_names or facts.external_imports else []) + names
     if len(parts) < 2:
         return None
     shown = parts[:MAX_ITEMS] + ([f"{len(parts) - MAX_ITEMS} more"] if len(parts) > MAX_ITEMS else [])
     return f"{ORDER} " + ", then ".join(shown) + "."
 
 
-def purpose(facts: dict[str, Any]) -> str | None:
+def purpose(facts: Grounding) -> str | None:
     """The file's purpose and size, with its counts of classes and functions."""
-    if not facts.get("purpose"):
+    if not facts.purpose:
         return None
-    tops = _top_level(facts)
-    classes = sum(d.get("kind") == "class" for d in tops)
-    size = f" It has about {facts['n_lines']} lines" if facts.get("n_lines") else " It has"
-    return (f"{PURPOSE} {facts['purpose']}{size}, {classes} class(es) and {len(tops) - classes} top-level "
+    tops = facts.top_level
+    classes = sum(d.kind == "class" for d in tops)
+    size = f" It has about {facts.n_lines} lines" if facts.n_lines else " It has"
+    return (f"{PURPOSE} {facts.purpose}{size}, {classes} class(es) and {len(tops) - classes} top-level "
             "function(s).")
 
 
-def render_facts(facts: dict[str, Any]) -> str:
+def render_facts(facts: Grounding | None) -> str:
     """The facts as plain text (for model proposers' prompts): purpose, imports, outline with intents."""
-    parts = [f"Purpose: {facts.get('purpose') or '(unknown)'}", f"Length: {facts.get('n_lines', '?')} lines"]
+    if facts is None:
+        return "(no analysis facts)"
+    language = f" ({facts.language})" if facts.language else ""
+    parts = [f"Purpose: {facts.purpose or '(unknown)'}", f"Length: {facts.n_lines or '?'} lines{language}"]
     parts += [p for p in (imports(facts), outline(facts, docs=True), calls(facts)) if p]
     return "\n".join(parts)
 
@@ -169,7 +168,9 @@ class StructuralProposer:
         return f"{_first_sentence(incumbent)}\n\n{added}"
 
     def candidates(self, request: ProposalRequest) -> list[str]:
-        facts, incumbent = request.facts or {}, request.incumbent.rstrip()
+        facts, incumbent = request.grounding, request.incumbent.rstrip()
+        if facts is None:
+            return []
         missing: list[tuple[str, str | None]] = []
         if request.hot_spans and HOTSPOTS not in incumbent:
             missing.append((HOTSPOTS, hotspots(facts, request.hot_spans)))

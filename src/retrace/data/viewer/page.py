@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from retrace.data.document import Segment
+from retrace.data.records import Grounding
 from retrace.data.trajectory import MAIN_AGENT, Step
 from retrace.data.viewer.load import RepoView, StepView
 
@@ -94,7 +95,7 @@ def _number(value: Any) -> str:
 
 
 def render_search(search: Any) -> str:
-    """A Think step's refinement log (retrace.refine.search): candidates, their NLL, the accepted ones.
+    """A searched step's log (`SearchLog.to_dict()`, retrace.refine.search): candidates, their NLL, the accepted ones.
 
     Known fields get their own places; anything else is shown as JSON, so a newer log still renders.
     """
@@ -145,13 +146,29 @@ def render_step(view: StepView) -> str:
     parts.extend(render_segment(seg) for seg in view.segments)
     if view.dropped:
         parts.append(f'<pre class="dropped" title="not in the training document">{esc(step.content)}</pre>')
-    if "search" in step.meta:
-        parts.append(render_search(step.meta["search"]))
-    if step.meta.get("facts"):
+    if step.search is not None:
+        log = step.search.to_dict()
+        parts.append(render_search({k: v for k, v in log.items() if k == "candidates" or v not in (None, "", [], {})}))
+    if step.grounding is not None:
         parts.append('<details class="facts"><summary>grounding facts</summary>'
-                     f'<pre>{esc(json.dumps(step.meta["facts"], indent=1, ensure_ascii=False))}</pre></details>')
+                     f"<pre>{esc(grounding_text(step.grounding))}</pre></details>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def grounding_text(grounding: Grounding) -> str:
+    """The analysis facts a Think may rely on, as plain lines: purpose, imports, calls, definitions."""
+    lines = [f"file: {grounding.path} ({grounding.language or 'unknown language'}, {grounding.n_lines} lines)",
+             f"purpose: {grounding.purpose or '-'}"]
+    lines += [f"uses from {dep}: {', '.join(names) or 'the module'}" for dep, names in grounding.imported_names.items()]
+    if grounding.external_imports:
+        lines.append(f"imports: {', '.join(grounding.external_imports)}")
+    if grounding.calls:
+        lines.append(f"calls: {', '.join(grounding.calls)}")
+    for d in grounding.definitions:
+        doc = f"  # {d.doc}" if d.doc else ""
+        lines.append(f"{'    ' if d.parent else ''}line {d.line}: {d.signature or d.name}{doc}")
+    return "\n".join(lines)
 
 
 def group_episodes(steps: list[StepView]) -> tuple[list[StepView], dict[str, list[StepView]], list[StepView]]:
@@ -171,15 +188,16 @@ def group_episodes(steps: list[StepView]) -> tuple[list[StepView], dict[str, lis
 
 
 def add_dropped(episodes: dict[str, list[StepView]], meta: dict[str, Any]) -> None:
-    """Thinks the search dropped (`meta.refine.dropped`) go back into their episode, before its Write."""
+    """Thinks the search dropped (`meta.refine.dropped`) go back into their episode: before its Reads (a Think
+    searched as `think_read`) or its Write."""
     for record in (meta.get("refine") or {}).get("dropped") or []:
         data = record.get("step") or {}
         if data.get("agent") not in episodes:
             continue
-        step = Step(data["agent"], data.get("kind", "think"), data.get("path"), data.get("content", ""),
-                    data.get("meta") or {})
+        step = Step.from_dict(data)
         views = episodes[step.agent]
-        at = next((i for i, v in enumerate(views) if v.step.kind == "write"), len(views))
+        before = "read" if step.search is not None and step.search.kind == "think_read" else "write"
+        at = next((i for i, v in enumerate(views) if v.step.kind in (before, "write")), len(views))
         views.insert(at, StepView(step, [], dropped=True))
 
 
@@ -194,7 +212,7 @@ def episode_summary(index: int, path: str, views: list[StepView]) -> str:
         bits.append(badge("fallback", "fallback"))
     if any(v.step.meta.get("truncated") for v in views):
         bits.append(badge("truncated read", "truncated"))
-    if any("search" in v.step.meta for v in views):
+    if any(v.step.search is not None for v in views):
         bits.append(badge("searched", "info"))
     return " ".join(bits)
 

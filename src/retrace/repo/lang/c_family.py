@@ -28,6 +28,9 @@ import tree_sitter_cpp
 from ..analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo, count_lines
 from .base import build_tools, callee_names, doc_comment, file_doc_comment, line, signature, text
 
+# Lines that open a declaration: the agents may state them (a signature is an analysis fact), and the
+# leakage checks do not count them as pasted code.
+SIGNATURE_PREFIXES = ("struct ", "class ", "union ", "enum ", "typedef ", "namespace ", "template", "#define ")
 _QUERY = "(preproc_include) @include (call_expression function: (_) @callee)"
 _GRAMMARS = {"c": tree_sitter_c.language, "cpp": tree_sitter_cpp.language}
 _CONTAINERS = {

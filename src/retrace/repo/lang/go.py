@@ -26,6 +26,9 @@ import tree_sitter_go
 from ..analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo, count_lines
 from .base import COMMENT_TYPES, build_tools, callee_names, doc_comment, line, signature, text
 
+# Lines that open a declaration: the agents may state them (a signature is an analysis fact), and the
+# leakage checks do not count them as pasted code.
+SIGNATURE_PREFIXES = ("func ", "type ", "package ")
 _QUERY = "(import_spec) @import (call_expression function: (_) @callee)"
 _MODULE_LINE = re.compile(r"^\s*module\s+\"?([^\s\"]+)\"?", re.MULTILINE)
 

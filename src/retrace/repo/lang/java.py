@@ -26,6 +26,10 @@ import tree_sitter_java
 from ..analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo, count_lines
 from .base import build_tools, callee_names, doc_comment, file_doc_comment, line, signature, text
 
+# Lines that open a declaration: the agents may state them (a signature is an analysis fact), and the
+# leakage checks do not count them as pasted code.
+SIGNATURE_PREFIXES = ("public ", "protected ", "private ", "static ", "abstract ", "final ", "class ",
+                      "interface ", "enum ", "record ", "@")
 _QUERY = "(method_invocation) @call (object_creation_expression) @new"
 _TYPE_DECLARATIONS = {
     "class_declaration", "interface_declaration", "enum_declaration", "record_declaration",

@@ -25,6 +25,10 @@ import tree_sitter_typescript
 from ..analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo, count_lines
 from .base import build_tools, callee_names, doc_comment, file_doc_comment, line, signature, text
 
+# Lines that open a declaration: the agents may state them (a signature is an analysis fact), and the
+# leakage checks do not count them as pasted code.
+SIGNATURE_PREFIXES = ("function ", "function* ", "async function ", "class ", "interface ", "type ", "enum ",
+                      "export ", "declare ", "abstract class ", "@")
 _QUERY = "[(import_statement) (export_statement)] @import (call_expression) @call (new_expression) @new"
 _GRAMMARS = {
     "javascript": tree_sitter_javascript.language,

@@ -25,6 +25,9 @@ _LINE_BREAK = re.compile(r"\s*\n\s*")
 _STRING_PREFIX = re.compile(r"[A-Za-z]*")
 
 # One query for both: a query's cost is mostly the walk over the tree, so one walk serves both.
+# Lines that open a declaration: the agents may state them (a signature is an analysis fact), and the
+# leakage checks do not count them as pasted code.
+SIGNATURE_PREFIXES = ("def ", "async def ", "class ", "@")
 _QUERY = (
     "[(import_statement) (import_from_statement) (future_import_statement)] @import "
     "(call function: [(identifier) (attribute)] @callee)"

@@ -32,6 +32,11 @@ import tree_sitter_rust
 from ..analysis import ClassInfo, FileSummary, FunctionInfo, ImportInfo, count_lines
 from .base import build_tools, callee_names, clean_comment, doc_comment, line, signature, text
 
+# Lines that open a declaration: the agents may state them (a signature is an analysis fact), and the
+# leakage checks do not count them as pasted code.
+SIGNATURE_PREFIXES = ("fn ", "pub fn ", "pub(crate) fn ", "async fn ", "pub async fn ", "const fn ", "pub const fn ",
+                      "struct ", "pub struct ", "enum ", "pub enum ", "trait ", "pub trait ", "impl ", "impl<", "mod ",
+                      "pub mod ", "#[")
 _QUERY = "(call_expression function: (_) @callee) (macro_invocation macro: (_) @macro)"
 _TYPE_ITEMS = {"struct_item", "enum_item", "union_item", "trait_item"}
 _SKIP = frozenset({"attribute_item"})

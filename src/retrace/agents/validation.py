@@ -1,0 +1,352 @@
+"""Validation of a policy's replies: a model's text is kept only when it reads as a grounded engineering note.
+
+Small chat models fail in a few recognisable ways, measured on SmolLM2-135M (issue 13): they restate the
+instruction ("In 3 to 5 sentences, think aloud about how you will implement types.py ..."), run into the
+token limit mid-sentence, loop ("The server uses the WSGI protocol." three times); reasoning models wrap
+their answer in a `<think>` scratchpad. `review_reply` names the first such fault, or returns the text to
+keep, repaired where a repair is safe: a closed scratchpad is stripped (`scratchpad_stripped`), and a reply
+cut by the token limit keeps its complete sentences when they are at least half of it (`trimmed`).
+
+Before the checks, two more repairs: leading lines that restate the instruction are dropped
+(`heading_dropped`: "In two sentences, think aloud before you write util.py:" on a line of its own, then the
+answer), and a reply that goes on past the sentences the request asks for (`request.sentences`) is cut there
+(`cut`): the checks judge what is kept.
+
+Reasons, in the order they are checked (the first that applies is the one counted):
+`thinking` (an unclosed `<think>`, or nothing but scratchpad), `too_short`, `too_long`, `code_block` (a
+fenced block, or a line that opens with a code keyword and a name), `markup`, `pastes_code` (a line of the
+real file, or a run of its words: `request.code_ngrams`), `restates_prompt` (a sentence restating an
+instruction sentence, fuzzily; or a reply adding fewer than NOVEL_MIN_WORDS words of its own to the
+instruction it answers, quoting it, or talking about its own length), `echoes_prompt` (a prompt line of 30+
+characters copied verbatim, the file's facts included, or a sentence of 30+ characters found verbatim in the
+prompt), `repetition` (a loop), `ungrounded` (names none of the request's anchors), `wrong_language` (names
+a programming language that is neither the project's nor in the prompt: "Python" in a JavaScript project),
+`truncated` (cut by the token limit, and not enough complete sentences to keep), `unfinished` (what is kept
+does not end a sentence: "It defines these types:", a heading, a list item).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from retrace.agents.languages import foreign_languages
+
+if TYPE_CHECKING:
+    from retrace.agents.policies import PolicyRequest
+
+# restates_prompt: a reply sentence restates an instruction sentence when they share at least
+# RESTATE_MIN_SHARED content words (stems) and those make up RESTATE_REPLY_SHARE of the reply sentence's
+# (it says little beyond the instruction) or RESTATE_INSTRUCTION_SHARE of the instruction sentence's (it
+# copies most of it, whatever it adds). Names and facts never count against a reply: the instruction
+# sentences come from the template with its placeholders blanked, so `types.py` is the reply's own content.
+# Set on 84 SmolLM2-135M replies (wsgiref, json, http, logging): 5 shared words would miss "I'm about to
+# write decoder.py ... It imports these files that are already written:", 3 would flag replies that only
+# borrow the prompt's framing; a grounded answer that uses the instruction's words ("I need to read the
+# headers.py and util.py files before writing handlers.") shares 5 of 8 (0.62) and of 10 (0.5), and passes.
+RESTATE_MIN_SHARED = 4
+RESTATE_REPLY_SHARE = 0.7
+RESTATE_INSTRUCTION_SHARE = 0.6
+# A reply also restates when it says nothing beyond the instruction it answers (the prompt's last paragraph,
+# its names filled in): fewer than NOVEL_MIN_WORDS content words of its own ("The requirements for email must
+# be met.", "Concurrent must be implemented in two sentences."), or when it quotes the instruction's
+# `starting with "..."` (SmolLM2: 'I read _base.py before writing thread.py, starting with "I read" to ...'), or
+# talks about its own length or the task's numbering ("To meet the requirements of concurrent in 2 sentences, I
+# added ...", "To plan entry 3 of 5, I'll provide a step-by-step guide on how to write process.py.").
+NOVEL_MIN_WORDS = 2
+# repetition: a sentence of REPEAT_MIN_WORDS+ words said twice, two sentences of REPEAT_MIN_CONTENT+ content
+# words sharing REPEAT_SIMILARITY of them (Jaccard: "The script will use json.dump to dump the data to a
+# file. The script will also use dump to dump the data to a file."), or word n-grams (n = REPEAT_NGRAM)
+# that occur more than once covering REPEAT_COVERAGE of a reply of REPEAT_MIN_REPLY_WORDS+ words.
+REPEAT_MIN_WORDS = 4
+REPEAT_MIN_CONTENT = 5
+REPEAT_SIMILARITY = 0.8
+REPEAT_NGRAM = 4
+REPEAT_COVERAGE = 0.5
+REPEAT_MIN_REPLY_WORDS = 16
+# ... or any phrase of REPEAT_PHRASE_WORDS words said twice: in a note of one or two sentences that is a loop
+# starting ("defines a class called CommandHelp and defines a class called CommandHelp").
+REPEAT_PHRASE_WORDS = 5
+# truncated: a reply cut by the token limit is kept up to its last complete sentence only when that keeps
+# TRIM_MIN_SHARE of its characters (the cut lost a fragment, not the substance) and still names an anchor.
+TRIM_MIN_SHARE = 0.5
+
+ECHO_MIN_LINE_CHARS = 30
+
+_STOPWORD_TEXT = """
+a an the and or but nor of to in on at for with by as from into onto about over under than then so too very
+it its this that these those there here is are was were be been being am has have had do does did done
+i me my we our us you your they them their he she his her ll ve re
+how what why which who whom when where whether
+will would shall should can could may might must not no yes
+all any each some such own same other more most few only just also again once first
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+_WORD = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")  # a cut reply's last "." may be half of "parser.py"
+_LIST_NUMBER = re.compile(r"(?:^|\n)[\s#*>-]*\d+[.)]$")  # "2." (or "# 2.") opening a list item ends no sentence
+_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_SENTENCE_COUNT = re.compile(r"\b(?:in|with|of)\s+(?:one|two|three|four|five|\d)\s+sentences?\b"
+                             r"|\bentry \d+ of \d+", re.I)  # or the delegation's numbering: talk about the task
+# A line that opens with a code keyword and a name is code, not prose ("def lib.suggestSimilar.js").
+_CODE_LINE = re.compile(r"^\s*(?:def|class|function|import|const|let|var|func|fn|pub|public|private|package|"
+                        r"#include|#define)\s+[\w.$<>*&]+(?:\s*[(={:;<]|\s*$)", re.M)
+_FINISHED = re.compile(r"[.!?][\"')\]`*]*\Z")  # a text ends with a sentence's end
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `review_reply` decided: the text to keep, or why there is none."""
+
+    text: str                       # the reply as kept (scratchpad stripped, trimmed); "" when rejected
+    reason: str | None = None       # why the reply is unusable; None when `text` is usable
+    repairs: tuple[str, ...] = ()   # "scratchpad_stripped", "trimmed": what was cut from a kept reply
+
+
+def sentences(text: str) -> list[str]:
+    """`text` cut at sentence ends ([.!?] then a space) and at line breaks; empty pieces dropped."""
+    return [s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip()]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words; a dotted name (`types.py`, `os.path`) is one word."""
+    return _WORD.findall(text.lower())
+
+
+def stem(word: str) -> str:
+    """A crude stem, so that inflections match ("thinking"/"think", "files"/"file"); names are left whole."""
+    if not word.isalpha():
+        return word
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[:-len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The stems of the words that carry meaning: no stopwords, no single letters (digits are kept: "3 to 5")."""
+    return frozenset(stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
+
+
+def instruction_text(template: str, system: str = "") -> str:
+    """The instructions a request's prompt gives: the system prompt and the template, placeholders blanked.
+
+    What fills the placeholders (the file's path, its facts) is what a reply must talk about, so it is
+    left out of what a reply may not restate.
+    """
+    return f"{system}\n{_PLACEHOLDER.sub(' ', template)}"
+
+
+@lru_cache(maxsize=64)
+def _instruction_sentences(instructions: str) -> tuple[frozenset[str], ...]:
+    return tuple(c for c in map(content_words, sentences(instructions)) if c)
+
+
+def says_nothing(text: str, prompt: str) -> bool:
+    """Whether `text` adds fewer than NOVEL_MIN_WORDS content words to the prompt's framing (its first sentence,
+    the role: 'You are writing thread.py in the Python project "concurrent"', and its last paragraph, the
+    instruction), quotes the instruction or talks about its own length."""
+    instruction = prompt.strip().rsplit("\n\n", 1)[-1]
+    if 'starting with "' in instruction and re.search(r"starting with [\"“]", text) or _SENTENCE_COUNT.search(text):
+        return True
+    if any(f'"{quoted}"' in text for quoted in re.findall(r'"([^"]{8,})"', instruction)):
+        return True  # quotes the instruction: 'The file starts with a line that says "To write package.json, I".'
+    role = sentences(prompt.strip())[0] if prompt.strip() else ""
+    return len(content_words(text) - content_words(f"{role}\n{instruction}")) < NOVEL_MIN_WORDS
+
+
+def restates(text: str, instructions: str) -> bool:
+    """Whether a sentence of `text` restates a sentence of `instructions` (thresholds above)."""
+    targets = _instruction_sentences(instructions)
+    for sentence in sentences(text):
+        said = content_words(sentence)
+        for target in targets:
+            shared = len(said & target)
+            if shared >= RESTATE_MIN_SHARED and (shared >= RESTATE_REPLY_SHARE * len(said)
+                                                 or shared >= RESTATE_INSTRUCTION_SHARE * len(target)):
+                return True
+    return False
+
+
+def loops(text: str) -> bool:
+    """Whether `text` repeats itself: a sentence said twice (or nearly), or repeated n-grams over much of it."""
+    seen: set[tuple[str, ...]] = set()
+    said_before: list[frozenset[str]] = []
+    for sentence in sentences(text):
+        key = tuple(words(sentence))
+        if len(key) >= REPEAT_MIN_WORDS:
+            if key in seen:
+                return True
+            seen.add(key)
+        content = content_words(sentence)
+        if len(content) >= REPEAT_MIN_CONTENT:
+            if any(len(content & other) >= REPEAT_SIMILARITY * len(content | other) for other in said_before):
+                return True
+            said_before.append(content)
+    said = words(text)
+    phrases = [tuple(said[i:i + REPEAT_PHRASE_WORDS]) for i in range(len(said) - REPEAT_PHRASE_WORDS + 1)]
+    if len(set(phrases)) < len(phrases):
+        return True
+    if len(said) < REPEAT_MIN_REPLY_WORDS:
+        return False
+    grams = [tuple(said[i:i + REPEAT_NGRAM]) for i in range(len(said) - REPEAT_NGRAM + 1)]
+    counts: dict[tuple[str, ...], int] = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+    covered = set()
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered.update(range(i, i + REPEAT_NGRAM))
+    return len(covered) >= REPEAT_COVERAGE * len(said)
+
+
+def echoes(text: str, prompt: str) -> bool:
+    """Whether `text` copies the prompt: a whole prompt line, or a sentence found in it, of 30+ characters."""
+    if any(len(line.strip()) >= ECHO_MIN_LINE_CHARS and line.strip() in text for line in prompt.splitlines()):
+        return True
+    flat = " ".join(prompt.split())
+    return any(len(s) >= ECHO_MIN_LINE_CHARS and " ".join(s.split()) in flat for s in sentences(text))
+
+
+def strip_scratchpad(text: str) -> str | None:
+    """`text` without its `<think>...</think>` blocks; None when a scratchpad is left open.
+
+    A chat template that opens the scratchpad itself (Qwen3's, DeepSeek-R1's) gives a reply that only
+    closes it: everything up to the last `</think>` is scratchpad.
+    """
+    stripped = _THINK_BLOCK.sub(" ", text)
+    closing = stripped.lower().rfind("</think>")
+    if closing != -1:
+        stripped = stripped[closing + len("</think>"):]
+    return None if "<think>" in stripped.lower() else stripped
+
+
+def shares_code(text: str, code_ngrams: frozenset[tuple[str, ...]]) -> bool:
+    """Whether `text` holds one of the code's word runs (whitespace-separated words, all of one length)."""
+    if not code_ngrams:
+        return False
+    n = len(next(iter(code_ngrams)))
+    said = text.split()
+    return any(tuple(said[i:i + n]) in code_ngrams for i in range(len(said) - n + 1))
+
+
+def grounded(text: str, anchors: list[str]) -> bool:
+    lowered = text.lower()
+    return not anchors or any(anchor.lower() in lowered for anchor in anchors)
+
+
+def trim_to_sentence(text: str, anchors: list[str], min_chars: int) -> str | None:
+    """A reply cut mid-sentence, up to its last complete sentence; None when too little would remain.
+
+    Kept only when the complete sentences are TRIM_MIN_SHARE of the reply, at least `min_chars` long, and
+    still name an anchor. A sentence ends where [.!?] is followed by a space: a cut reply's final "." may be
+    the first half of "parser.py" or "3.10", so it does not count, nor does the "2." opening a list item.
+    """
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if not _LIST_NUMBER.search(text, 0, m.end())]
+    if not ends:
+        return None
+    kept = text[:ends[-1]].strip()
+    if len(kept) < max(min_chars, TRIM_MIN_SHARE * len(text.strip())) or not grounded(kept, anchors):
+        return None
+    return kept
+
+
+def drop_restated_heading(text: str, instructions: str) -> str:
+    """`text` without its leading lines that restate an instruction ("In two sentences, think aloud before you
+    write util.py:" on a line of its own, then the answer): a heading, not the answer. Unchanged when nothing
+    would be left."""
+    lines = text.split("\n")
+    while len(lines) > 1 and (not lines[0].strip() or restates(lines[0], instructions)):
+        lines = lines[1:]
+    return "\n".join(lines).strip()
+
+
+def first_sentences(text: str, count: int) -> tuple[str, bool]:
+    """(the first `count` sentences of `text`, whether it has that many complete ones).
+
+    Small models answer, then go on (a second paragraph, a loop, a list): what was asked for is kept. A
+    sentence ends as in `sentences` (a line break ends one too), and the last one counts as complete only
+    when it ends there, not where the text stops.
+    """
+    ends: list[int] = []
+    for m in _SENTENCE_BREAK.finditer(text):
+        piece = text[ends[-1] if ends else 0:m.start()]
+        before = text[:m.start()].rstrip()
+        # a list number ("1."), a lead-in ("as follows:") or a bare bullet ends no sentence
+        if not any(c.isalnum() for c in piece) or _LIST_NUMBER.search(before) or before.endswith(":"):
+            continue
+        ends.append(m.end())
+    if len(ends) < count:
+        return text, False
+    return text[:ends[count - 1]].strip(), True
+
+
+def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instructions: str = "",
+                 finish_reason: str | None = None, min_chars: int = 20, max_chars: int = 2000) -> Verdict:
+    """The text to keep of a generated reply, or the first reason it is unusable (module docstring).
+
+    `prompt` is the rendered prompt (no line of 30+ characters may be copied from it); `instructions` the
+    prompt's instruction sentences (`instruction_text`; empty: restatement is not checked); `finish_reason`
+    the engine's ("length": the reply hit the token limit).
+    """
+    repairs: list[str] = []
+    stripped = text.strip()
+    if "<think>" in stripped.lower() or "</think>" in stripped.lower():
+        answer = strip_scratchpad(stripped)
+        if answer is None or len(answer.strip()) < min_chars:
+            return Verdict("", "thinking")
+        stripped = answer.strip()
+        repairs.append("scratchpad_stripped")
+    if instructions:
+        answer = drop_restated_heading(stripped, instructions)
+        if answer != stripped:
+            stripped = answer
+            repairs.append("heading_dropped")
+    complete = False  # the reply holds all the sentences asked for, whatever the finish reason
+    if request.sentences:
+        answer, complete = first_sentences(stripped, request.sentences)
+        if answer != stripped:
+            stripped = answer
+            repairs.append("cut")
+    if len(stripped) < min_chars:
+        return Verdict("", "too_short")
+    if len(stripped) > max_chars:
+        return Verdict("", "too_long")
+    if "```" in stripped or _CODE_LINE.search(stripped):
+        return Verdict("", "code_block")
+    if "<|" in stripped or "</write>" in stripped or "<observation" in stripped:
+        return Verdict("", "markup")
+    if any(line in stripped for line in request.forbidden_lines) or shares_code(stripped, request.code_ngrams):
+        return Verdict("", "pastes_code")
+    if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt)):
+        return Verdict("", "restates_prompt")
+    if echoes(stripped, prompt):
+        return Verdict("", "echoes_prompt")
+    if loops(stripped):
+        return Verdict("", "repetition")
+    if not grounded(stripped, request.anchors):
+        return Verdict("", "ungrounded")
+    if request.languages and foreign_languages(stripped, f"{request.languages}\n{prompt}"):
+        return Verdict("", "wrong_language")
+    if finish_reason == "length" and not complete:
+        kept = trim_to_sentence(stripped, request.anchors, min_chars)
+        if kept is None:
+            return Verdict("", "truncated")
+        stripped = kept
+        repairs.append("trimmed")
+    if not _FINISHED.search(stripped) or _LIST_NUMBER.search(stripped):
+        return Verdict("", "unfinished")
+    return Verdict(stripped, None, tuple(repairs))
+
+
+def check_reply(text: str, request: PolicyRequest, prompt: str = "", *, instructions: str = "",
+                finish_reason: str | None = None, min_chars: int = 20, max_chars: int = 2000) -> str | None:
+    """Why a generated reply is unusable, or None when it is fine (`review_reply`'s reason)."""
+    return review_reply(text, request, prompt, instructions=instructions, finish_reason=finish_reason,
+                        min_chars=min_chars, max_chars=max_chars).reason

@@ -1,0 +1,157 @@
+"""What a proposer's reply must be to become a candidate: prose reasoning, whole sentences, no code.
+
+A chat model's reply is cleaned before the search sees it: a reasoning model's `<think>...</think>`
+scratchpad is removed (an unclosed one makes the reply unusable), a leading "Here is the rewritten
+reasoning:" line is dropped, a reply holding a code fence, document markup or lines of code is refused (a
+Think is prose; the leakage guard then checks what is left against the real code). Sentences that restate
+an instruction of the prompt, or repeat an earlier sentence, are dropped (a reply that is mostly repetition
+is refused: a loop), and a reply that does not end a sentence (cut by the token limit, or trailing off) is
+cut back to its last full sentence. Measured on SmolLM2-135M rewriting wsgiref and json Thinks: it restates
+the instruction ("Rewrite this reasoning so that it explains how to implement `__init__.py` ..."), loops
+("The code is not shown to you." four times) and writes unfenced code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MIN_REPLY_CHARS = 30
+# A reply sentence restates an instruction sentence when they share RESTATE_MIN_SHARED content words making up
+# RESTATE_REPLY_SHARE of the reply sentence's (it says little beyond the instruction) or RESTATE_INSTRUCTION_SHARE
+# of the instruction's (it copies most of it): the thresholds retrace.agents.validation set for the policy.
+RESTATE_MIN_SHARED = 4
+RESTATE_REPLY_SHARE = 0.7
+RESTATE_INSTRUCTION_SHARE = 0.6
+REPEAT_MIN_WORDS = 4   # a sentence of this many words said again is a repeat
+# A loop: word 4-grams occurring more than once cover half of a reply of 16+ words.
+REPEAT_NGRAM, REPEAT_COVERAGE, REPEAT_MIN_REPLY_WORDS = 4, 0.5, 16
+CODE_MIN_LINES = 2     # this many code-like lines make a reply code
+
+_SCRATCHPAD = re.compile(r"<think>.*?</think>", re.S)
+_PREAMBLE = re.compile(r"^(?:sure|okay|ok)?[,.!]?\s*(?:here(?:'s| is| are)\b[^\n]*|(?:the |my )?(?:rewritten|new|"
+                       r"revised|improved|updated)\s+(?:reasoning|plan|version)[^\n]*):\s*\n", re.I)
+_MARKUP = re.compile(r"</|<\||<(?:write|read|think|plan|observation|subagent|repository)\b")
+_CODE_LINE = re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|import \w|from [\w.]+ import |return\b|@\w+|"
+                        r"(?:if|for|while|elif|try|except|with)\b[^.]*:\s*$|[\w.\[\]]+\s*[-+*/]?=\s*[\w\"'(\[{])")
+# A sentence ends at . ! or ? (possibly followed by closing quotes or brackets) before whitespace or the end.
+_SENTENCE_END = re.compile(r"[.!?][\"')\]`*]*(?=\s|$)")
+_ENDS_SENTENCE = re.compile(r"[.!?][\"')\]`*]*\Z")
+_SPLIT = re.compile(r"(\n+|(?<=[.!?])[ \t]+)")
+_WORD = re.compile(r"[a-z][a-z_]{2,}")
+_STOPWORD_TEXT = """
+the and but nor for with from into onto about over under than then too very its this that these those there
+here are was were been being has have had does did done you your they them their his her how what why which
+who whom when where whether will would shall should can could may might must not yes all any each some such
+own same other more most few only just also again once first"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True)
+class CleanReply:
+    """The usable text of a reply, or why there is none (`problem`); `cut` when it lost an unfinished tail,
+    `dropped` the sentences removed as restatements or repeats."""
+
+    text: str
+    problem: str | None = None   # scratchpad | code_block | markup | code | repetition | restates_prompt |
+    #                              truncated | too_short
+    cut: bool = False
+    dropped: int = 0
+
+
+def content_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
+
+
+def instruction_sentences(texts: Iterable[str]) -> list[frozenset[str]]:
+    """The content words of each sentence of prompt templates (placeholders blanked): what a reply must not
+    restate. Names filled into the placeholders never count against a reply."""
+    found = []
+    for text in texts:
+        for sentence in _SPLIT.split(re.sub(r"\{\w+\}", " ", text))[::2]:
+            words = content_words(sentence)
+            if len(words) >= RESTATE_MIN_SHARED:
+                found.append(words)
+    return found
+
+
+def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = True,
+                instructions: list[frozenset[str]] = ()) -> CleanReply:
+    """Clean one reply (see the module). `prose=False` (a plan's numbered lines) skips the sentence rules;
+    `instructions` (`instruction_sentences` of the prompt's templates) are what a sentence must not restate."""
+    if "</think>" in text:  # a chat template that opens the scratchpad itself leaves only its end
+        text = _SCRATCHPAD.sub("", text)
+        text = text.rsplit("</think>", 1)[-1]
+    if "<think>" in text:
+        return CleanReply("", "scratchpad")
+    text = _PREAMBLE.sub("", text.strip(), count=1).strip()
+    if "```" in text:
+        return CleanReply("", "code_block")
+    if _MARKUP.search(text):
+        return CleanReply("", "markup")
+    if not prose:
+        return CleanReply(text, None if len(text) >= MIN_REPLY_CHARS else "too_short")
+    if sum(bool(_CODE_LINE.match(line)) for line in text.splitlines()) >= CODE_MIN_LINES:
+        return CleanReply("", "code")
+    if _loops(text):
+        return CleanReply("", "repetition")
+    text, dropped, repeats, sentences = _drop_sentences(text, instructions)
+    if repeats and repeats * 2 >= sentences:
+        return CleanReply("", "repetition")
+    if not text and dropped:
+        return CleanReply("", "restates_prompt")
+    cut = False
+    if finish_reason == "length" or not _ENDS_SENTENCE.search(text):
+        ends = list(_SENTENCE_END.finditer(text))
+        if not ends:
+            return CleanReply("", "truncated")
+        cut = ends[-1].end() < len(text)
+        text = text[:ends[-1].end()].rstrip()
+    if len(text) < MIN_REPLY_CHARS:
+        return CleanReply("", "too_short")
+    return CleanReply(text, None, cut, dropped)
+
+
+def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str, int, int, int]:
+    """The text without restating and repeated sentences; (text, dropped, of which repeats, sentences)."""
+    parts = _SPLIT.split(text)
+    kept, seen, dropped, repeats, sentences = [], set(), 0, 0, 0
+    for i in range(0, len(parts), 2):
+        sentence, separator = parts[i], parts[i + 1] if i + 1 < len(parts) else ""
+        if not sentence.strip():
+            kept.append(separator if kept else "")
+            continue
+        sentences += 1
+        key = " ".join(re.findall(r"\w+", sentence.lower()))
+        words = content_words(sentence)
+        if len(key.split()) >= REPEAT_MIN_WORDS and key in seen:
+            dropped, repeats = dropped + 1, repeats + 1
+            continue
+        seen.add(key)
+        if any(_restates(words, inst) for inst in instructions):
+            dropped += 1
+            continue
+        kept.append(sentence + separator)
+    return "".join(kept).strip(), dropped, repeats, sentences
+
+
+def _restates(words: frozenset[str], instruction: frozenset[str]) -> bool:
+    shared = len(words & instruction)
+    return shared >= RESTATE_MIN_SHARED and (shared >= RESTATE_REPLY_SHARE * len(words)
+                                             or shared >= RESTATE_INSTRUCTION_SHARE * len(instruction))
+
+
+def _loops(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < REPEAT_MIN_REPLY_WORDS:
+        return False
+    grams = [tuple(words[i:i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)]
+    counts: dict[tuple[str, ...], int] = {}
+    for gram in grams:
+        counts[gram] = counts.get(gram, 0) + 1
+    covered = set()
+    for i, gram in enumerate(grams):
+        if counts[gram] > 1:
+            covered.update(range(i, i + REPEAT_NGRAM))
+    return len(covered) >= REPEAT_COVERAGE * len(words)

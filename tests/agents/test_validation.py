@@ -1,0 +1,224 @@
+"""Reply validation: restated instructions, replies cut by the token limit, loops and `<think>` scratchpads.
+
+The faulty replies are ones SmolLM2-135M wrote for the standard library's wsgiref, json and http (issue 13);
+the grounded ones name the file's definitions and dependencies, as a policy's text must, and pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from retrace.agents.policies import PolicyRequest, load_prompt
+from retrace.agents.validation import check_reply, instruction_text, review_reply
+
+SYSTEM = load_prompt("system").strip()
+TYPES_FACTS = "Classes: StartResponse(Protocol), InputStream(Protocol), ErrorStream(Protocol), FileWrapper(Protocol)"
+
+
+def instructions(kind: str) -> str:
+    return instruction_text(load_prompt(kind), SYSTEM)
+
+
+def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[str, ...] = ("types", "StartResponse",
+                                                                                        "InputStream", "headers")):
+    fields = {"repo": "wsgiref", "languages": "Python", "path": path, "deps": "headers.py and util.py",
+              "requirements": "A WSGI reference library.", "delegation": "Implement types.py: WSGI-related types.",
+              "number": "3", "total": "7", "plan": "3. types.py: WSGI-related types.", "after": "", "audience": "",
+              "read": "It needs no other file of the project.", "facts": TYPES_FACTS, "code": TYPES_FACTS}
+    return PolicyRequest(kind, fields, "structural", anchors=list(anchors))
+
+
+def review(text: str, kind: str = "think_write", finish_reason: str | None = "stop", **request_keys):
+    req = request(kind, **request_keys)
+    prompt = load_prompt(kind).format(**req.fields).strip()
+    return review_reply(text, req, prompt, instructions=instructions(kind), finish_reason=finish_reason)
+
+
+GROUNDED = [
+    ("think_write", "I will implement types.py as four typing Protocols: StartResponse first, then InputStream and "
+                    "ErrorStream, and FileWrapper last, since it takes a _Readable. They only use collections, types "
+                    "and typing, so no file of the project is needed."),
+    ("think_write", "types.py holds the WSGI types for static checking. StartResponse describes the start_response() "
+                    "callable of PEP 3333, and InputStream the wsgi.input stream with read, readline and readlines."),
+    # answers the instruction in its own words ("main pieces", "in order", "depends on"), with the file's facts
+    ("think_write", "The main pieces of types.py, in order: StartResponse, InputStream, ErrorStream, then "
+                    "FileWrapper, which uses _Readable; it depends on no file of the project, only on typing."),
+    ("think_read", "I need to read headers.py and util.py before writing handlers.py, because BaseHandler builds "
+                   "its response with Headers and calls guess_scheme and is_hop_by_hop from util.py."),
+    ("think_read", "I need to read the headers.py and util.py files before writing handlers."),
+    ("requirements", "The project wsgiref must provide a reference WSGI server, handlers and validation. headers.py "
+                     "and util.py come first; handlers.py builds on them and simple_server.py serves an application."),
+]
+
+
+@pytest.mark.parametrize("kind,text", GROUNDED)
+def test_grounded_replies_that_use_the_files_names_and_facts_pass(kind, text):
+    verdict = review(text, kind)
+    assert (verdict.reason, verdict.text, verdict.repairs) == (None, text, ())
+
+
+@pytest.mark.parametrize("text", [
+    # SmolLM2's whole Think of types.py: the instruction, one comma dropped
+    'Think aloud in two sentences, starting with "To write types.py, I".',
+    # paraphrased, the file's name filled in: it says nothing the instruction did not
+    "I will think aloud about types.py in two sentences.",
+    # the prompt's role line, restated (SmolLM2's futures/process.py)
+    'You\'re writing types.py in the Python project "wsgiref".',
+    # quoting the instruction (SmolLM2's package.json)
+    'To write types.py, I write a JSON file. The file starts with a line that says "To write types.py, I".',
+    # talking about the task's numbering (SmolLM2's futures/process.py)
+    "To plan entry 3 of 7, I'll provide a step-by-step guide on how to write types.py.",
+    # talking about its own length (SmolLM2's requirements of concurrent)
+    "To meet the requirements of types.py in 2 sentences, I added a few extra requirements to StartResponse.",
+    # the instruction's opening, quoted (SmolLM2: 'I read _base.py before writing thread.py, starting with "I read"')
+    'To write types.py, I begin, starting with "To write types.py, I" as the task says.',
+    # the system prompt restated
+    "As a senior software engineer reconstructing how this code base was developed, I look at types.py.",
+])
+def test_restated_instructions_are_caught_fuzzily(text):
+    assert review(text).reason == "restates_prompt"
+
+
+@pytest.mark.parametrize("text", [
+    "The server needs StartResponse. Think aloud about why you read them before writing the server, in one sentence.",
+    "types.py comes next. I'm thinking aloud about why I read these before writing handlers.",  # inflected
+    # most of the instruction, whatever is added (as SmolLM2 wrote for server.py)
+    "When in one sentence, think aloud about why you read them before writing server.py, but when you do it, you do "
+    "so with a mix of imagination and exact code.",
+])
+def test_restatement_of_the_think_read_instruction_is_caught(text):
+    assert review(text, "think_read").reason == "restates_prompt"
+
+
+def test_an_instruction_restated_as_a_heading_is_dropped_and_the_answer_kept():
+    answer = "The code uses typing to declare the StartResponse protocol."
+    verdict = review(f'Think aloud in two sentences, starting with "To write types.py, I":\n\n{answer}')
+    assert (verdict.reason, verdict.text, verdict.repairs) == (None, answer, ("heading_dropped",))
+    # a heading with nothing after it is no answer: restated
+    assert review("I think aloud in two sentences about writing types.py.").reason == "restates_prompt"
+
+
+def test_a_reply_that_goes_on_past_the_sentences_asked_is_cut_there():
+    """SmolLM2 answers in one sentence, then loops; asked for one sentence, the one is kept, and it is complete
+    even when the loop ran into the token limit."""
+    first = "Futures/thread.py is a module that lets threads run tasks concurrently with InputStream."
+    text = first + " It's used to create a thread pool." * 3 + " It's used to"
+    req = request("purpose")
+    req.sentences = 1
+    prompt = load_prompt("purpose").format(**req.fields).strip()
+    verdict = review_reply(text, req, prompt, instructions=instructions("purpose"), finish_reason="length")
+    assert (verdict.reason, verdict.text, verdict.repairs) == (None, first, ("cut",))
+    req.sentences = 2  # two asked: the second is the loop's first, and it is kept
+    assert review_reply(text, req, prompt, finish_reason="length").text == first + " It's used to create a thread pool."
+
+
+@pytest.mark.parametrize("text", [
+    "To execute a WSGI server, the requirements for types.py must be met:\n\n1.",  # SmolLM2, cut after 2 "sentences"
+    "To write types.py, I'd plan to implement the following:\n\n1. StartResponse",
+    "types.py declares these Protocols:\n* \n* \n*",
+])
+def test_a_lead_in_a_list_number_or_a_bullet_is_not_a_sentence(text):
+    req = request("think_write")
+    req.sentences = 2
+    prompt = load_prompt("think_write").format(**req.fields).strip()
+    assert review_reply(text, req, prompt, finish_reason="stop").reason == "unfinished"
+
+
+@pytest.mark.parametrize("text", [
+    "Here is the plan for types.py:\n\ndef types.StartResponse\n\nIt declares StartResponse first.",  # SmolLM2
+    "types.py starts with its imports.\nimport typing\nThen StartResponse.",
+    "types.py needs StartResponse.\nclass InputStream(Protocol):",
+])
+def test_a_line_of_code_is_a_code_block(text):
+    assert review(text).reason == "code_block"
+
+
+def test_restatement_needs_instructions():
+    text = "types.py comes next. I'm thinking aloud about why I read these before writing handlers."
+    assert check_reply(text, request("think_read")) is None  # no instructions given: not checked
+
+
+def test_a_verbatim_copy_of_a_facts_line_still_echoes_the_prompt():
+    assert review(f"Facts: {TYPES_FACTS}.").reason == "echoes_prompt"
+
+
+def test_a_reply_cut_by_the_token_limit_keeps_its_complete_sentences_when_they_are_most_of_it():
+    text = ("types.py declares StartResponse as a Protocol. InputStream and ErrorStream follow with their read "
+            "and write methods. Then the")
+    verdict = review(text, finish_reason="length")
+    assert verdict.reason is None and verdict.repairs == ("trimmed",)
+    assert verdict.text == text.rsplit(" Then", 1)[0] and verdict.text.endswith("methods.")
+    assert review(text, finish_reason="stop").reason == "unfinished"  # stopped mid-sentence by itself
+
+
+@pytest.mark.parametrize("text", [
+    "types.py declares StartResponse as a Protocol and then InputStream with read and readline and readlines and",
+    "types.py is small. It declares StartResponse as a Protocol, then InputStream with read, readline, readlines "
+    "and __iter__, then ErrorStream with flush, write and",   # the complete part is under half
+    "It holds the types. types.py declares StartResponse and InputStream as Protocols, with the methods",
+    # ^ kept part names no anchor
+])
+def test_a_reply_cut_mid_sentence_with_too_little_to_keep_is_truncated(text):
+    assert review(text, finish_reason="length").reason == "truncated"
+
+
+def test_a_full_stop_at_the_very_end_of_a_cut_reply_is_not_trusted():
+    """At the limit, a final "." may be half of "parser.py" (SmolLM2's json requirements ended "- parser.")."""
+    listing = "The types.py requirements consist of files such as:\n- encoder.py\n- scanner.py\n- parser."
+    assert review(listing, finish_reason="length").reason == "truncated"
+    text = "types.py declares StartResponse as a Protocol. Then InputStream and ErrorStream."
+    verdict = review(text, finish_reason="length")
+    assert (verdict.text, verdict.repairs) == ("types.py declares StartResponse as a Protocol.", ("trimmed",))
+    assert review(text, finish_reason="stop").text == text
+    numbered = "types.py has two parts:\n\n1. StartResponse declares the start_response() callable.\n\n2. The"
+    assert review(numbered, finish_reason="length").text == numbered.rsplit("\n\n2.", 1)[0]
+
+
+@pytest.mark.parametrize("text", [
+    "The server uses the Python WSGI protocol to handle requests. " * 3 + "It serves types.py.",
+    "I'm ready to help with types.py. What's the tool you're using to validate JSON? What's the tool you're using to "
+    "validate JSON? What's the",
+    "types.py declares the headers and the headers declare the types and the headers declare the types and the "
+    "headers declare the types and the headers declare the types",
+    # two sentences nearly the same (SmolLM2's Think of json's __init__.py)
+    "I will write types.py with a JSON file named `json.json`. The script will use the `json.dump` function to dump "
+    "the JSON data to a file. The script will also use the `dump` function to dump the JSON data to a file. The",
+    "The project's requirements are to create a Python library for types.py parsing and data storage. The "
+    "project's code is to use the Python 2.7.1 Python 3.10. The project's requirements are to create a JSON-based "
+    "data storage system. The project's code is to use the Python",
+    # a phrase said twice in one sentence (SmolLM2's think before lib/help.js)
+    "The main entry point is types.py, which defines a class called StartResponse and defines a class called "
+    "StartResponse.",
+])
+def test_loops_are_caught(text):
+    assert review(text, finish_reason="length").reason == "repetition"  # a loop that ran into the cap: the loop
+
+
+def test_names_said_more_than_once_are_not_a_loop():
+    text = ("types.py defines StartResponse. StartResponse.__call__ takes the status and the headers; InputStream "
+            "and ErrorStream wrap wsgi.input and wsgi.errors, and FileWrapper takes a _Readable and a block size. "
+            "InputStream.read and InputStream.readline read bytes.")
+    assert review(text).reason is None
+    parallel = ("types.py gives InputStream the read, readline and readlines methods of wsgi.input. It gives "
+                "ErrorStream the flush, write and writelines methods of wsgi.errors.")  # same shape, other words
+    assert review(parallel).reason is None
+
+
+def test_a_closed_scratchpad_is_stripped_and_the_answer_validated():
+    answer = "types.py declares StartResponse and InputStream as typing Protocols, in that order."
+    verdict = review(f"<think>\nThe user wants a note. Mention the protocols.\n</think>\n\n{answer}")
+    assert (verdict.reason, verdict.text, verdict.repairs) == (None, answer, ("scratchpad_stripped",))
+    # a template that opens the scratchpad itself (Qwen3): the reply only closes it
+    assert review(f"The user wants a note.\n</think>\n\n{answer}").text == answer
+    # what remains is validated like any reply
+    restated = 'Think aloud in two sentences, starting with "To write types.py, I".'
+    assert review(f"<think>hm</think>{restated}").reason == "restates_prompt"
+
+
+@pytest.mark.parametrize("text,finish", [
+    ("<think>\nThe user wants a note about types.py. First I should list the protocols, then", "length"),
+    ("<think>The user wants a note about types.py.</think>", "stop"),
+    ("<think>a</think> types.py declares StartResponse. <think>and then", "length"),
+])
+def test_an_unclosed_or_bare_scratchpad_is_thinking(text, finish):
+    assert review(text, finish_reason=finish).reason == "thinking"

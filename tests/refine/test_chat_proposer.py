@@ -1,0 +1,183 @@
+"""The model proposer: what its prompts carry, diverse candidates, clean replies, on a scripted engine and over
+real HTTP (tests/openai_server.py); the whole search runs with a scripted scorer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from openai_server import FakeChatServer
+from refine_trajectory import APP, APP_FACTS, REQUIREMENTS, UTIL_REPORT, ScriptedScorer, make_trajectory
+from retrace_testing import ScriptedEngine
+
+from retrace.refine import (
+    ChatProposer,
+    HotSpan,
+    ProposalRequest,
+    RefineArguments,
+    build_proposer,
+    clean_reply,
+    refine_trajectories,
+)
+from retrace.refine.proposers import load_prompt
+
+ANGLES = [line for line in load_prompt("angles").splitlines() if line.strip() and not line.startswith("#")]
+
+
+def angle_of(conversation) -> int:
+    return next(i for i, angle in enumerate(ANGLES) if angle in conversation[-1]["content"])
+
+
+LINES = ["First I settle the imports of {name}.", "Then the public functions take their arguments.",
+         "Errors are raised early with clear messages.", "Last, the module exports what later files need.",
+         "Every helper stays private to this file."]
+
+
+def by_angle(conversation, params) -> str:
+    """A rewrite that follows its angle: angle k gives k + 1 lines (the scripted scorer prefers more lines)."""
+    path = re.search(r"implement `([^`]+)`|before writing `([^`]+)`", conversation[-1]["content"])
+    name = path.group(1) or path.group(2)
+    return "\n".join(line.format(name=name) for line in LINES[:angle_of(conversation) + 1])
+
+
+def search(proposer, **keys):
+    args = RefineArguments(refine=True, refine_max_context_tokens=128, **keys)
+    scorer = ScriptedScorer()
+    out, stats = refine_trajectories([make_trajectory()], args, proposer, scorer)
+    return out[0], stats, scorer
+
+
+def user_prompts(engine: ScriptedEngine) -> list[str]:
+    return [conversation[-1]["content"] for conversations, _ in engine.calls for conversation in conversations]
+
+
+def test_both_thinks_of_a_writing_sub_agent_are_searched_with_what_it_knows():
+    engine = ScriptedEngine(by_angle)
+    traj, stats, scorer = search(ChatProposer(engine))
+    logs = [s.search for s in traj.steps if s.search is not None]
+    assert [(log.kind, log.target_path) for log in logs] == [("think", "util.py"), ("think_read", "app.py"),
+                                                             ("think", "app.py")]
+    # the Think before the Read is scored through the Read, its observation and the next Think, onto app.py
+    read_think = scorer.begun[1]
+    assert read_think["path"] == "app.py" and '<read path="util.py"/>' in read_think["between"]
+    assert read_think["between"].endswith('<write path="app.py">\n') and "<think>\nNow I write `app.py`" in \
+        read_think["between"]
+    prompts = user_prompts(engine)
+    read_prompts = [p for p in prompts if "about to read" in p]
+    write_prompts = [p for p in prompts if "just before writing `app.py`" in p]
+    assert read_prompts and write_prompts
+    for prompt in read_prompts + write_prompts:
+        assert REQUIREMENTS in prompt
+        assert "2. app.py: Command line entry point that sums its arguments. (needs util.py)" in prompt
+        assert f"- `util.py`: {UTIL_REPORT}" in prompt  # what the sub-agent read: its author's report
+        assert "def main(argv): Sum the numbers given" in prompt  # the grounding facts
+        assert "acc = Accumulator()" not in prompt and "acc.add(float(arg))" not in prompt  # never the code
+    assert "`app.py` builds on `util.py`; I read it first." in read_prompts[0]  # the incumbent
+    assert "Now I write `app.py`: the entry point." in write_prompts[0]
+    assert "Rewrite this reasoning" in prompts[0] and "no code" in prompts[0]
+    assert stats.summary.accepted > 0
+
+
+def test_candidates_of_a_request_take_different_angles_and_differ():
+    engine = ScriptedEngine(by_angle)  # greedy: only the prompt can make two candidates differ
+    traj, _, _ = search(ChatProposer(engine, seed=3), refine_iterations=2)
+    conversations, params = engine.calls[0]
+    assert len(conversations) == 2 and params.n == 1 and params.temperature == 0.0 and params.seed == 1003
+    assert [angle_of(c) for c in conversations] == [0, 1]
+    assert [angle_of(c) for c in engine.calls[1][0]] == [2, 3]  # the next iteration: new angles
+    assert engine.calls[1][1].seed == 2003
+    log = traj.steps[3].search
+    texts = [c.text for c in log.candidates]
+    assert len(texts) == 4 and len(set(texts)) == 4
+    assert [c.iteration for c in log.candidates] == [0, 0, 1, 1]
+
+
+def test_duplicate_and_unusable_replies_are_dropped_and_counted():
+    replies = iter(["The same reasoning for this file, said once.", "The same reasoning for this file, said once.",
+                    "```python\nx = 1\n```", "<think>I should be careful"] * 20)
+    proposer = ChatProposer(ScriptedEngine(lambda conversation, params: next(replies)))
+    request = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 4)
+    assert proposer.propose([request]) == [["The same reasoning for this file, said once."]]
+    assert proposer.counts["duplicate"] == 1 and proposer.counts["unusable:code_block"] == 1
+    assert proposer.counts["unusable:scratchpad"] == 1 and proposer.counts["proposed"] == 1
+    tried = ProposalRequest("calc", "app.py", "x", "x", APP_FACTS, 0, 2,
+                            tried={"The same reasoning for this file, said once."})
+    assert proposer.propose([tried]) == [[]]
+
+
+def test_surprisal_guidance_shows_the_hardest_lines():
+    engine = ScriptedEngine(by_angle)
+    request = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 1,
+                              hot_spans=[HotSpan(11, "acc.add(float(arg))", 7.5)])
+    ChatProposer(engine).propose([request])
+    [prompt] = user_prompts(engine)
+    assert "hardest to anticipate" in prompt and "- line 11: acc.add(float(arg))" in prompt
+    plain = ScriptedEngine(by_angle)
+    ChatProposer(plain).propose([ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 0, 1)])
+    assert "hardest" not in user_prompts(plain)[0]
+
+
+@pytest.mark.parametrize(("reply", "finish", "expected", "problem"), [
+    ("<think>Let me plan this.</think>\nI start with the parser, then the writer.", "stop",
+     "I start with the parser, then the writer.", None),
+    ("Let me plan.</think>I start with the parser, then the writer.", "stop",
+     "I start with the parser, then the writer.", None),
+    ("<think>Still thinking about the parser and the", "length", "", "scratchpad"),
+    ("Here is the rewritten reasoning:\nI start with the parser of the headers. Then the writer, which", "length",
+     "I start with the parser of the headers.", None),
+    ("I start with the parser of the headers. It reads the first line, then the", "stop",
+     "I start with the parser of the headers.", None),
+    ("First the parser:\n```python\ndef parse(): ...\n```", "stop", "", "code_block"),
+    ("I write <write path=\"a.py\"> next, then the tests.", "stop", "", "markup"),
+    ("Fine.", "stop", "", "too_short"),
+    ("no sentence ever ends here because the model ran out of tokens before", "length", "", "truncated"),
+])
+def test_replies_are_cleaned(reply, finish, expected, problem):
+    cleaned = clean_reply(reply, finish)
+    assert (cleaned.text, cleaned.problem) == (expected, problem)
+
+
+def test_restated_instructions_loops_and_unfenced_code_are_dropped():
+    instructions = ChatProposer(ScriptedEngine(by_angle)).instructions
+    restated = "Rewrite this reasoning so that it explains how to implement `__init__.py` for the module."
+    assert clean_reply(restated, "stop", instructions=instructions).problem == "restates_prompt"
+    kept = clean_reply(f"{restated} I re-export the names of the modules below it.", "stop", instructions=instructions)
+    assert (kept.text, kept.dropped) == ("I re-export the names of the modules below it.", 1)
+    assert clean_reply("The code is not shown to you here. " * 4, "length").problem == "repetition"
+    once = ("I parse the header first, line by line. The body follows once the blank line is seen, and errors "
+            "stop the loop. Each value is decoded before it is stored.")
+    repeated = clean_reply(f"{once}\nI parse the header first, line by line.", "stop")
+    assert (repeated.text, repeated.dropped) == (once, 1)
+    assert clean_reply("def parse(data):\n    return data.split()\nresult = parse(text)", "stop").problem == "code"
+
+
+def test_plan_replies_keep_their_lines():
+    reply = "1. util.py: numeric helpers\n2. app.py: the command line sum"
+    assert clean_reply(reply, "stop", prose=False).text == reply
+
+
+def test_the_proposer_over_http_sees_the_context_and_its_replies_are_cleaned():
+    seen = []
+
+    def reply(body):
+        seen.append(body)
+        k = angle_of(body["messages"])
+        if k == 1:
+            return "```python\nprint('code')\n```"  # angle 1 comes once per Think (iteration 0)
+        return f"<think>scratch {k}</think>I read what the earlier files give me.\nThen angle {k} shapes the file."
+
+    with FakeChatServer(reply=reply) as server:
+        args = RefineArguments(proposer_backend="openai", proposer_base_url=server.base_url,
+                               proposer_model=server.model, proposer_api_key_env="")
+        proposer = build_proposer(args, seed=0)
+        traj, stats, _ = search(proposer)
+    assert isinstance(proposer, ChatProposer) and proposer.name == "openai"
+    assert len(seen) == 3 * 3 * 2  # 3 Thinks x 3 iterations x 2 candidates, one conversation each
+    user = [body["messages"][-1]["content"] for body in seen]
+    assert all(REQUIREMENTS in u and "Rewrite this reasoning" in u for u in user)
+    assert any("about to read" in u and "(needs util.py)" in u for u in user)
+    assert not any(line.strip() in u for u in user for line in APP.splitlines()[9:] if len(line.strip()) > 12)
+    candidates = [c.text for s in traj.steps if s.search for c in s.search.candidates]
+    assert candidates and not any("<think>" in c or "scratch" in c or "```" in c for c in candidates)
+    assert proposer.counts["unusable:code_block"] == 3 and stats.summary.accepted > 0
+    assert proposer.usage["proposer:proposed"] == proposer.counts["proposed"]
