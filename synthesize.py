@@ -26,7 +26,7 @@ import logging
 from itertools import islice
 from pathlib import Path
 
-from retrace.agents import SimulationArguments, SimulationOptions, build_policy, simulate_repositories
+from retrace.agents import SimulationArguments, build_policy, simulate_repositories
 from retrace.atomic import remove_partial_writes, write_json
 from retrace.data import read_trajectories
 from retrace.data.budget_check import (
@@ -73,8 +73,7 @@ def main(ingest_args: IngestArguments, budget_args: DocumentBudgetArguments, sim
     policy = proposer = step_scorer = None
     engines = EnginePool(seed=sim_args.seed)  # roles naming the same model share one loaded copy
     refine_cost = RefineStats(iterations=refine_args.refine_iterations)  # the scorer's work, summed over batches
-    options = SimulationOptions(read_budget_chars=sim_args.read_budget_chars,
-                                prompt_facts_chars=sim_args.prompt_facts_chars)
+    options = sim_args.options()
     # documents are measured in the recipe's tokens (the card's tokenizer), else at a documented ratio
     count_tokens, counted_with = token_counter(export_args.dataset_card_tokenizer, budget_args.document_chars_per_token)
     stats: dict = {"shard": [scale.shard_index, scale.num_shards], "splits": {}}
