@@ -151,7 +151,7 @@ def test_synthesis_with_every_role_on_a_real_vllm_server(vllm_python, model_dir,
     for step in traj["steps"]:
         if step["kind"] == "write":
             assert step["content"] == (root / step["path"]).read_bytes().decode()
-    searched = [s["meta"]["search"] for s in traj["steps"] if "search" in s["meta"]]
+    searched = [s["search"] for s in traj["steps"] if s.get("search")]
     assert searched and all(log_["incumbent_nll"][0] > 0 for log_ in searched)  # scored by the server
     assert sum(len(log_["candidates"]) for log_ in searched) > 0  # the served proposer's rewrites were scored
     refine_stats = json.loads((out / "refine_stats.json").read_text())

@@ -61,7 +61,15 @@ class CleanReply:
 
 
 def content_words(text: str) -> frozenset[str]:
-    return frozenset(w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
+    """Lower-cased words of 3+ letters that are not stopwords, crudely stemmed ("explains" and "explain" match)."""
+    return frozenset(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[:-len(suffix)]
+    return word
 
 
 def instruction_sentences(texts: Iterable[str]) -> list[frozenset[str]]:
