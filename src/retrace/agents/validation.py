@@ -33,6 +33,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from retrace.agents.languages import foreign_languages
+from retrace.data.text_checks import loops_by_coverage
 
 if TYPE_CHECKING:
     from retrace.agents.policies import PolicyRequest
@@ -58,14 +59,11 @@ RESTATE_INSTRUCTION_SHARE = 0.6
 NOVEL_MIN_WORDS = 2
 # repetition: a sentence of REPEAT_MIN_WORDS+ words said twice, two sentences of REPEAT_MIN_CONTENT+ content
 # words sharing REPEAT_SIMILARITY of them (Jaccard: "The script will use json.dump to dump the data to a
-# file. The script will also use dump to dump the data to a file."), or word n-grams (n = REPEAT_NGRAM)
+# file. The script will also use dump to dump the data to a file."), or word n-grams (retrace.data.text_checks)
 # that occur more than once covering REPEAT_COVERAGE of a reply of REPEAT_MIN_REPLY_WORDS+ words.
 REPEAT_MIN_WORDS = 4
 REPEAT_MIN_CONTENT = 5
 REPEAT_SIMILARITY = 0.8
-REPEAT_NGRAM = 4
-REPEAT_COVERAGE = 0.5
-REPEAT_MIN_REPLY_WORDS = 16
 # ... or any phrase of REPEAT_PHRASE_WORDS words said twice: in a note of one or two sentences that is a loop
 # starting ("defines a class called CommandHelp and defines a class called CommandHelp").
 REPEAT_PHRASE_WORDS = 5
@@ -193,17 +191,7 @@ def loops(text: str) -> bool:
     phrases = [tuple(said[i:i + REPEAT_PHRASE_WORDS]) for i in range(len(said) - REPEAT_PHRASE_WORDS + 1)]
     if len(set(phrases)) < len(phrases):
         return True
-    if len(said) < REPEAT_MIN_REPLY_WORDS:
-        return False
-    grams = [tuple(said[i:i + REPEAT_NGRAM]) for i in range(len(said) - REPEAT_NGRAM + 1)]
-    counts: dict[tuple[str, ...], int] = {}
-    for gram in grams:
-        counts[gram] = counts.get(gram, 0) + 1
-    covered = set()
-    for i, gram in enumerate(grams):
-        if counts[gram] > 1:
-            covered.update(range(i, i + REPEAT_NGRAM))
-    return len(covered) >= REPEAT_COVERAGE * len(said)
+    return loops_by_coverage(said)
 
 
 def echoes(text: str, prompt: str) -> bool:

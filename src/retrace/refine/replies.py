@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from retrace.data.text_checks import loops_by_coverage
+
 MIN_REPLY_CHARS = 30
 # A reply sentence restates an instruction sentence when they share RESTATE_MIN_SHARED content words making up
 # RESTATE_REPLY_SHARE of the reply sentence's (it says little beyond the instruction) or RESTATE_INSTRUCTION_SHARE
@@ -26,7 +28,6 @@ RESTATE_REPLY_SHARE = 0.7
 RESTATE_INSTRUCTION_SHARE = 0.6
 REPEAT_MIN_WORDS = 4   # a sentence of this many words said again is a repeat
 # A loop: word 4-grams occurring more than once cover half of a reply of 16+ words.
-REPEAT_NGRAM, REPEAT_COVERAGE, REPEAT_MIN_REPLY_WORDS = 4, 0.5, 16
 CODE_MIN_LINES = 2     # this many code-like lines make a reply code
 
 _SCRATCHPAD = re.compile(r"<think>.*?</think>", re.S)
@@ -151,15 +152,4 @@ def _restates(words: frozenset[str], instruction: frozenset[str]) -> bool:
 
 
 def _loops(text: str) -> bool:
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < REPEAT_MIN_REPLY_WORDS:
-        return False
-    grams = [tuple(words[i:i + REPEAT_NGRAM]) for i in range(len(words) - REPEAT_NGRAM + 1)]
-    counts: dict[tuple[str, ...], int] = {}
-    for gram in grams:
-        counts[gram] = counts.get(gram, 0) + 1
-    covered = set()
-    for i, gram in enumerate(grams):
-        if counts[gram] > 1:
-            covered.update(range(i, i + REPEAT_NGRAM))
-    return len(covered) >= REPEAT_COVERAGE * len(words)
+    return loops_by_coverage(re.findall(r"\w+", text.lower()))
