@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from retrace.agents import SimulationOptions, StructuralPolicy, simulate_repositories
-from retrace.data import read_documents
+from retrace.agents.policies import PolicyReply
+from retrace.agents.requests import RepoWork, think_read_request
+from retrace.data import read_documents, read_trajectories
 from retrace.data.budget_check import (
     budget_summary,
     card_section,
@@ -127,18 +129,73 @@ def test_parts_are_repositories_of_their_own(repo):
     snapshot, graph = repo
     decision = fit_to_budget(snapshot, graph, args(1500))
     for part, (sub_snapshot, sub_graph) in zip(decision.parts, budget_parts(snapshot, graph, decision)):
-        members = set(part.paths)
+        members, reads = set(part.paths), set(part.readable)
         assert sub_snapshot.name == sub_graph.repo == part.name
-        assert {f.path for f in sub_snapshot.files} == members == set(sub_graph.files)
-        assert sub_graph.dev_order == part.paths
+        assert {f.path for f in sub_snapshot.files} == members and not members & reads
+        assert [f.path for f in sub_snapshot.readable] == part.readable and set(sub_graph.files) == members | reads
+        assert sub_graph.dev_order == part.paths  # files of other parts are read, never written
         position = {p: i for i, p in enumerate(sub_graph.dev_order)}
         for importer, imported in sub_graph.edges:  # imports across parts are not edges any more
             assert importer in members and imported in members
             assert (importer, imported) in sub_graph.broken_edges or position[imported] < position[importer]
-        assert all(set(s.deps) <= members for s in sub_graph.files.values())
+        # an import of another part's file stays a dependency where there was room to read it, else it goes
+        for path in members:
+            outside = [d for d in sub_graph.files[path].deps if d not in members]
+            assert outside == part.reads.get(path, []) and set(outside) <= set(graph.files[path].deps)
         if any(p.startswith("catalog/search/") for p in members) and part.root == "catalog/search":
             assert "Finds items" in sub_snapshot.description  # its own README
     assert graph.files["shop_main.py"].deps  # the repository's own graph is untouched
+
+
+def test_a_sub_project_reads_what_it_imports_from_other_parts(repo, tmp_path):
+    snapshot, graph = repo
+    decision = simulate_and_export(tmp_path, snapshot, graph, args(4000))
+    billing = next(part for part in decision.parts if "billing/invoice.py" in part.paths)
+    assert "catalog/items.py" in billing.reads["billing/invoice.py"] and "catalog/items.py" not in billing.paths
+    texts = {f.path: f.text for f in snapshot.files}
+    [doc] = [d for d in read_documents(tmp_path / "documents") if d.repo == billing.name]
+    read = {s.path: s.text for s in doc.segments if s.kind == "observation"}
+    written = [s.path for s in doc.segments if s.kind == "payload"]
+    assert texts["catalog/items.py"] in read["catalog/items.py"]  # read whole, from the real file
+    assert "catalog/items.py" not in written and written == billing.paths
+    [trajectory] = [t for t in read_trajectories(tmp_path / "trajectories") if t.repo == billing.name]
+    assert trajectory.meta["reads_from_other_parts"] == billing.readable
+    plan = next(s for s in trajectory.steps if s.kind == "plan").plan
+    assert "catalog/items.py" in next(e for e in plan.entries if e.path == "billing/invoice.py").needs
+    # the sub-agent is told the file is already in the repository (no report of it exists in this document)
+    [(sub_snapshot, sub_graph)] = [p for p in budget_parts(snapshot, graph, decision) if p[0].name == billing.name]
+    work = RepoWork.build(sub_snapshot, sub_graph)
+    work.replies = {(kind, f.path): PolicyReply(f"{f.path} {kind}.", "structural") for f in work.facts
+                    for kind in ("purpose", "report")} | {("requirements", ""): PolicyReply("A shop.", "structural")}
+    ask = think_read_request(work, work.by_path["billing/invoice.py"], SimulationOptions())
+    assert "catalog/items.py" in ask.fields["facts"] and "already in the repository" in ask.fields["facts"]
+
+
+def test_a_file_too_large_for_any_document_is_never_read_from_another(repo):
+    snapshot, graph = repo
+    estimate = TrajectoryEstimate(snapshot, graph, args(4000), ratio_counter(CHARS_PER_TOKEN))
+    assert "big/huge.py" not in estimate.readable and "util/text.py" in estimate.readable
+    decision = fit_to_budget(snapshot, graph, args(4000))
+    assert all("big/huge.py" not in part.readable for part in decision.parts)
+    for part in decision.parts:  # every Read taken fits: the estimate with them stays within the budget
+        assert part.estimated_tokens <= 4000 and part.estimated_tokens >= estimate.tokens(part.paths)
+    assert any(part.reads for part in decision.parts)
+
+
+def test_cross_part_reads_keep_the_ratio_to_the_raw_files(repo, tmp_path):
+    """Split documents still read what their files import, so they stay well above the raw files' length."""
+    snapshot, graph = repo
+    decision = simulate_and_export(tmp_path, snapshot, graph, args(4000))
+    count = ratio_counter(CHARS_PER_TOKEN)
+    documents = read_documents(tmp_path / "documents")
+    trajectory_tokens = sum(sum(count([s.text for s in d.segments])) for d in documents)
+    written = [p for part in decision.parts for p in part.paths]
+    texts = {f.path: f.text for f in snapshot.files}
+    raw_tokens = sum(count([texts[p] for p in written]))
+    outside = sum(sum(count([texts[d] for deps in part.reads.values() for d in deps])) for part in decision.parts)
+    assert outside > 0
+    observed = sum(sum(count([s.text for s in d.segments if s.kind == "observation"])) for d in documents)
+    assert observed >= outside and trajectory_tokens > raw_tokens + outside
 
 
 def test_no_budget_keeps_the_repository_whole(repo):

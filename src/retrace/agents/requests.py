@@ -60,7 +60,8 @@ class RepoWork:
     facts: list[FileFacts]                 # in development order
     languages: str                         # "Python", "Go and C"
     dependents: dict[str, list[str]]       # path -> later files that import it
-    texts: dict[str, str]                  # path -> the real file
+    texts: dict[str, str]                  # path -> the real file (and each file it reads from other parts)
+    outside: dict[str, str] = field(default_factory=dict)  # a file read from another part -> its description
     replies: dict[tuple[str, str], PolicyReply] = field(default_factory=dict)  # (kind, path or "")
     guards: dict[str, dict] = field(default_factory=dict)   # path -> `code_guard`, computed once
 
@@ -70,21 +71,30 @@ class RepoWork:
 
     @classmethod
     def build(cls, snapshot: RepoSnapshot, graph: RepoGraph) -> RepoWork:
-        texts = {f.path: f.text for f in snapshot.files}
-        written: set[str] = set()
+        texts = {f.path: f.text for f in [*snapshot.readable, *snapshot.files]}
+        # A sub-project's files from other parts of the repository exist already: readable from the start.
+        outside = {f.path: file_facts(graph, f.path, set()).purpose for f in snapshot.readable}
+        written: set[str] = set(outside)
         facts = []
-        dependents: dict[str, list[str]] = {p: [] for p in graph.dev_order}
+        dependents: dict[str, list[str]] = {p: [] for p in [*outside, *graph.dev_order]}
         for path in graph.dev_order:
             one = file_facts(graph, path, written, texts[path])
             written.add(path)
             facts.append(one)
             for dep in one.deps:
                 dependents[dep].append(path)
-        return cls(snapshot, graph, facts, language_phrase(project_languages(graph)), dependents, texts)
+        return cls(snapshot, graph, facts, language_phrase(project_languages(graph)), dependents, texts, outside)
 
     def said(self, kind: str, path: str = "") -> str:
         """What was written for (kind, path), on one line."""
         return " ".join(self.replies[(kind, path)].text.split())
+
+    def report_of(self, dep: str) -> str:
+        """What a sub-agent knows of a file it reads: its author's report, or for a file of another part of
+        the repository (written in another document), what that file is."""
+        if dep in self.outside:
+            return f"already in the repository, outside this part of it: {self.outside[dep]}"
+        return self.said("report", dep)
 
     def delegation(self, facts: FileFacts) -> str:
         return structural.delegate_text(facts, self.said("purpose", facts.path), self.numbers[facts.path],
@@ -156,7 +166,9 @@ def think_read_request(work: RepoWork, facts: FileFacts, options: SimulationOpti
     for dep in facts.deps:
         names = facts.imported_names.get(dep)
         uses = f" (you use {', '.join(names[:6])})" if names else ""
-        reads.append(f"- {dep}{uses}. Its author reported: {cap(work.said('report', dep), per_dep)}")
+        said = (f"It is {work.report_of(dep)}" if dep in work.outside else
+                f"Its author reported: {work.report_of(dep)}")
+        reads.append(f"- {dep}{uses}. {cap(said, per_dep)}")
     fields = work.fields(facts, requirements=cap(work.said("requirements"), options.prompt_context_chars),
                          delegation=work.delegation(facts), facts="\n".join(reads),
                          deps=language_phrase(facts.deps))
@@ -169,7 +181,7 @@ def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOpt
     """The Think before the Write: the real file (cut), what the sub-agent read, its task."""
     if facts.deps:
         per_dep = max(120, options.prompt_context_chars // len(facts.deps))
-        read = "You have read:\n" + "\n".join(f"- {dep}: {cap(work.said('report', dep), per_dep)}"
+        read = "You have read:\n" + "\n".join(f"- {dep}: {cap(work.report_of(dep), per_dep)}"
                                               for dep in facts.deps)
     else:
         read = "It needs no other file of the project."

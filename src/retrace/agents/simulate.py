@@ -140,8 +140,10 @@ def _assemble(work: RepoWork, options: SimulationOptions) -> Trajectory:
         "cycles": graph.cycles,
         "broken_edges": [list(e) for e in graph.broken_edges],
         "text_sources": _count_sources(steps),
-        "parse_failures": sorted(p for p, summary in graph.files.items() if not summary.parse_ok),
+        "parse_failures": sorted(p for p in graph.dev_order if not graph.files[p].parse_ok),
     }
+    if snapshot.readable:  # a sub-project: files of other parts of the repository it reads, never writes
+        meta["reads_from_other_parts"] = [f.path for f in snapshot.readable]
     return Trajectory(
         repo=snapshot.name, source=snapshot.source, order=list(graph.dev_order), steps=steps, meta=meta
     )

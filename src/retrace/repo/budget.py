@@ -14,9 +14,13 @@ which document. The rule (docs/documents.md says why):
    (the directory's own files first, so they keep their small subpackages); a subdirectory that does
    not fit alone is split the same way, recursively; a directory's own files that do not fit together
    are cut into consecutive runs of the development order. Each sub-project is simulated as a
-   repository of its own (its own requirements and plan); an import of a file in another sub-project
-   is not read (it is outside the sub-project, like an external library).
-4. A file whose estimate alone exceeds the budget is skipped (`file_over_budget`); a repository that
+   repository of its own (its own requirements and plan).
+4. The parts fixed, each fills what room its budget leaves with Reads of the files of other parts that
+   its files import (the repository around a sub-project exists, and its sub-agents read what they
+   build on, as in a whole repository): in development order, every such Read that still fits is taken,
+   the others are left out (that import is then like an external library's). These files are read,
+   never written again; a file too large to be any document's payload is never read from another.
+5. A file whose estimate alone exceeds the budget is skipped (`file_over_budget`); a repository that
    would need more than `document_max_parts` documents is skipped whole (`too_many_parts`). Both are
    counted and logged.
 
@@ -90,6 +94,13 @@ class Part:
     root: str  # the directory it stands for ("" = the repository root)
     paths: list[str]
     estimated_tokens: int
+    # file -> the files of other parts it reads (room left in the budget; rule 4): read, never written here
+    reads: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def readable(self) -> list[str]:
+        """Every file of another part that this part reads, once each, in order of first Read."""
+        return list(dict.fromkeys(d for deps in self.reads.values() for d in deps))
 
 
 @dataclass
@@ -128,7 +139,9 @@ class TrajectoryEstimate:
 
     Each file costs its payload plus the per-file allowance, plus every Read it makes: its in-repo
     imports that are in the same subset and precede it in the development order (what the simulation
-    reads), each the dependency's text cut at `read_budget_chars`, with the Read's markup.
+    reads), each the dependency's text cut at `read_budget_chars`, with the Read's markup. Reads of files
+    outside the subset are added afterwards where they fit (`_Splitter.keep`); a file is `readable` from
+    another document unless its payload alone would not fit the budget.
     """
 
     def __init__(self, snapshot: RepoSnapshot, graph: RepoGraph, args: DocumentBudgetArguments,
@@ -146,12 +159,25 @@ class TrajectoryEstimate:
         self.write = dict(zip(paths, counts[:n]))
         observed = {**self.write, **dict(zip(cut, counts[2 * n:]))}
         self.read = {p: observed[p] + markup for p, markup in zip(paths, counts[n:2 * n])}
+        budget = args.document_budget_tokens or math.inf
+        self.readable = {p for p in paths if self.per_document + self.write[p] + self.per_file <= budget}
 
     def file_tokens(self, path: str, members: Collection[str]) -> int:
         """What `path` adds to a document whose other files are `members`."""
         here = self.position[path]
         reads = sum(self.read[d] for d in self.deps[path] if d in members and self.position[d] < here)
         return self.write[path] + self.per_file + reads
+
+    def outside_reads(self, paths: Sequence[str], tokens: int, budget: int) -> tuple[dict[str, list[str]], int]:
+        """Reads of other parts' files that a part of `paths` (estimated at `tokens`) takes, in development
+        order, while they fit `budget`; and the part's estimate with them."""
+        members, reads = set(paths), {}
+        for path in self.in_order(paths):
+            for dep in self.deps[path]:
+                if dep not in members and dep in self.readable and tokens + self.read[dep] <= budget:
+                    reads.setdefault(path, []).append(dep)
+                    tokens += self.read[dep]
+        return reads, tokens
 
     def tokens(self, paths: Sequence[str]) -> int:
         members = set(paths)
@@ -177,7 +203,8 @@ class _Splitter:
         return f"{self.repo}/{root}" if root else self.repo
 
     def keep(self, name: str, root: str, paths: list[str], tokens: int) -> None:
-        self.parts.append(Part(name, root, self.estimate.in_order(paths), tokens))
+        reads, tokens = self.estimate.outside_reads(paths, tokens, self.budget)
+        self.parts.append(Part(name, root, self.estimate.in_order(paths), tokens, reads))
 
     def split(self, root: str, paths: list[str]) -> None:
         tokens = self.estimate.tokens(paths)
@@ -272,30 +299,35 @@ def fit_to_budget(snapshot: RepoSnapshot, graph: RepoGraph, args: DocumentBudget
 
 
 def part_snapshot(snapshot: RepoSnapshot, part: Part) -> RepoSnapshot:
-    """The sub-project as a repository: its files (paths unchanged); its description is the README of the
-    directory it stands for (wherever that README was placed), else the repository's."""
+    """The sub-project as a repository: its files (paths unchanged) and, as `readable`, the files of other
+    parts it reads; its description is the README of the directory it stands for (wherever that README
+    was placed), else the repository's."""
     if part.name == snapshot.name and len(part.paths) == len(snapshot.files):
         return snapshot
-    members = set(part.paths)
+    members, texts = set(part.paths), {f.path: f for f in snapshot.files}
     files = [f for f in snapshot.files if f.path in members]
+    readable = [texts[path] for path in part.readable]
     prefix = f"{part.root}/" if part.root else ""
     readmes = [f for f in snapshot.files if f.path.startswith(prefix) and "/" not in f.path[len(prefix):]
                and f.path[len(prefix):].upper().startswith("README")]
     description = readmes[0].text if readmes else snapshot.description
-    return dataclasses.replace(snapshot, name=part.name, files=files, description=description)
+    return dataclasses.replace(snapshot, name=part.name, files=files, description=description, readable=readable)
 
 
 def part_graph(graph: RepoGraph, part: Part) -> RepoGraph:
     """The graph restricted to the sub-project: imports of files outside it are no longer edges.
 
     The development order is the repository's, filtered (a subsequence of a topological order is one);
-    cycles keep their members inside the sub-project, broken edges those with both ends inside.
+    cycles keep their members inside the sub-project, broken edges those with both ends inside. The files
+    of other parts that a file reads (`part.reads`) stay its dependencies, and their summaries stay in
+    `files`, but they are not in the development order: they are read, never written.
     """
     members = set(part.paths)
     if members == set(graph.files) and part.name == graph.repo:
         return graph
-    files = {p: dataclasses.replace(s, deps=[d for d in s.deps if d in members])
+    files = {p: dataclasses.replace(s, deps=[d for d in s.deps if d in members or d in part.reads.get(p, ())])
              for p, s in graph.files.items() if p in members}
+    files.update({p: dataclasses.replace(graph.files[p], deps=[]) for p in part.readable})
     cycles = [kept for cycle in graph.cycles if len(kept := [p for p in cycle if p in members]) > 1]
     return RepoGraph(
         repo=part.name, files=files, edges=[e for e in graph.edges if e[0] in members and e[1] in members],

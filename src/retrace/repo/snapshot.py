@@ -54,9 +54,11 @@ class RepoSnapshot:
     license: str | None
     description: str
     files: list[SourceFile]
+    # A sub-project's (retrace.repo.budget): files of the same repository it reads but does not write.
+    readable: list[SourceFile] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "source": self.source,
             "revision": self.revision,
@@ -64,6 +66,9 @@ class RepoSnapshot:
             "description": self.description,
             "files": [{"path": f.path, "language": f.language, "text": f.text} for f in self.files],
         }
+        if self.readable:
+            out["readable"] = [{"path": f.path, "language": f.language, "text": f.text} for f in self.readable]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> RepoSnapshot:
@@ -74,6 +79,7 @@ class RepoSnapshot:
             license=d.get("license"),
             description=d.get("description", ""),
             files=[SourceFile(**f) for f in d["files"]],
+            readable=[SourceFile(**f) for f in d.get("readable", [])],
         )
 
 
