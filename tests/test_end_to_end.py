@@ -23,6 +23,7 @@ BUDGET = 12_000  # tokens per document: json and wsgiref (~29k each as one docum
 def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     synth, model, evaluation = tmp_path / "synth", tmp_path / "model", tmp_path / "eval"
     run_script("synthesize.py", "--config", "recipes/quickstart/synthesize.yaml", "--policy_backend", "structural",
+               "--proposer_backend", "structural",
                "--sources", "python:json", "python:wsgiref", "--heldout_sources", str(STDLIB / "urllib"),
                "--output_dir", str(synth), "--scorer_model", str(tiny_llama_dir), "--viewer", "false",
                "--document_budget_tokens", str(BUDGET))

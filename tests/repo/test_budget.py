@@ -14,7 +14,7 @@ import pytest
 
 from retrace.agents import SimulationOptions, StructuralPolicy, simulate_repositories
 from retrace.agents.policies import PolicyReply
-from retrace.agents.requests import RepoWork, think_read_request
+from retrace.agents.requests import RepoWork, requirements_request, think_read_request
 from retrace.data import read_documents, read_trajectories
 from retrace.data.budget_check import (
     budget_summary,
@@ -160,6 +160,7 @@ def test_a_sub_project_reads_what_it_imports_from_other_parts(repo, tmp_path):
     assert "catalog/items.py" not in written and written == billing.paths
     [trajectory] = [t for t in read_trajectories(tmp_path / "trajectories") if t.repo == billing.name]
     assert trajectory.meta["reads_from_other_parts"] == billing.readable
+    assert trajectory.repo == billing.name != "shop" and trajectory.meta["repository"] == "shop"
     plan = next(s for s in trajectory.steps if s.kind == "plan").plan
     assert "catalog/items.py" in next(e for e in plan.entries if e.path == "billing/invoice.py").needs
     # the sub-agent is told the file is already in the repository (no report of it exists in this document)
@@ -169,6 +170,10 @@ def test_a_sub_project_reads_what_it_imports_from_other_parts(repo, tmp_path):
                     for kind in ("purpose", "report")} | {("requirements", ""): PolicyReply("A shop.", "structural")}
     ask = think_read_request(work, work.by_path["billing/invoice.py"], SimulationOptions())
     assert "catalog/items.py" in ask.fields["facts"] and "already in the repository" in ask.fields["facts"]
+    assert ask.fields["repo"] == "shop"  # the agents call the project by its repository's name, not the part's
+    requirements = requirements_request(work, SimulationOptions())
+    assert requirements.fields["repo"] == "shop" and "This part of shop is developed on its own" in \
+        requirements.fields["facts"]
 
 
 def test_a_file_too_large_for_any_document_is_never_read_from_another(repo):

@@ -139,7 +139,7 @@ def repo_overview(snapshot: RepoSnapshot, graph: RepoGraph) -> dict[str, object]
     packages = sorted({p.rsplit("/", 1)[0] if "/" in p else "." for p in graph.dev_order})
     _, about = about_text(snapshot, graph)
     return {
-        "repo": snapshot.name,
+        "repo": snapshot.project,
         "description": first_sentence(about, 300),
         "languages": language_phrase(project_languages(graph)),
         "n_files": len(graph.dev_order),

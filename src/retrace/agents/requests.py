@@ -111,7 +111,7 @@ class RepoWork:
 
     def fields(self, file: FileFacts | None = None, **more: str) -> dict[str, str]:
         """A template's placeholders: the repository, its languages, the file's path, then `more`."""
-        base = {"repo": self.snapshot.name, "languages": self.languages}
+        base = {"repo": self.snapshot.project, "languages": self.languages}
         if file is not None:
             base["path"] = file.path
         return {**base, **more}
@@ -126,10 +126,13 @@ def requirements_request(work: RepoWork, options: SimulationOptions) -> PolicyRe
     manifests = manifest_text(work.snapshot)
     if manifests:
         sections.append(f"Manifest:\n{cap(manifests, options.prompt_facts_chars)}")
+    if work.snapshot.part_of:
+        sections.append(f"This part of {work.snapshot.project} is developed on its own: the files below. The rest "
+                        f"of {work.snapshot.project} already exists.")
     sections.append(f"Files ({len(work.facts)}):\n{cap(tree_text(work.graph), options.prompt_facts_chars)}")
     sections.append(graph_text(work.graph))
     overview = repo_overview(work.snapshot, work.graph)
-    anchors = [work.snapshot.name, *(_stem(p) for p in work.graph.dev_order)]
+    anchors = [work.snapshot.project, *(_stem(p) for p in work.graph.dev_order)]
     return PolicyRequest("requirements", work.fields(facts="\n".join(sections)),
                          structural.requirements_text(overview), anchors=anchors, languages=work.languages,
                          sentences=SENTENCES["requirements"])

@@ -19,6 +19,8 @@ The prompts' contents are `retrace.agents.requests`; the templates are `prompts/
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -34,6 +36,8 @@ from retrace.agents.requests import (
 )
 from retrace.data import MAIN_AGENT, Grounding, Plan, PlanEntry, Step, Trajectory
 from retrace.repo import RepoGraph, RepoSnapshot
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,9 +59,13 @@ def _ask(policy, jobs: list[Job]) -> None:
     """One wave: every job's request in one `policy.write` call; replies stored on their repository."""
     if not jobs:
         return
+    start = time.perf_counter()
     replies = policy.write([request for _, _, request in jobs])
     for (work, key, _), reply in zip(jobs, replies):
         work.replies[key] = reply
+    kinds = Counter(key[0] for _, key, _ in jobs)
+    logger.info("policy wave %s: %d requests, %d by the model, %.0f s", "+".join(kinds), len(jobs),
+                sum(r.source != "structural" for r in replies), time.perf_counter() - start)
 
 
 def simulate_repositories(
@@ -142,7 +150,8 @@ def _assemble(work: RepoWork, options: SimulationOptions) -> Trajectory:
         "text_sources": _count_sources(steps),
         "parse_failures": sorted(p for p in graph.dev_order if not graph.files[p].parse_ok),
     }
-    if snapshot.readable:  # a sub-project: files of other parts of the repository it reads, never writes
+    if snapshot.part_of:  # a sub-project: its repository, and the files of other parts it reads, never writes
+        meta["repository"] = snapshot.part_of
         meta["reads_from_other_parts"] = [f.path for f in snapshot.readable]
     return Trajectory(
         repo=snapshot.name, source=snapshot.source, order=list(graph.dev_order), steps=steps, meta=meta

@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from retrace.agents.languages import foreign_languages
-from retrace.data.text_checks import loops_by_coverage
+from retrace.data.text_checks import loops_by_coverage, plain_prose
 
 if TYPE_CHECKING:
     from retrace.agents.policies import PolicyRequest
@@ -284,7 +284,9 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     the engine's ("length": the reply hit the token limit).
     """
     repairs: list[str] = []
-    stripped = text.strip()
+    stripped, formatted = plain_prose(text)
+    if formatted:
+        repairs.append("formatting_stripped")
     if "<think>" in stripped.lower() or "</think>" in stripped.lower():
         answer = strip_scratchpad(stripped)
         if answer is None or len(answer.strip()) < min_chars:

@@ -1,10 +1,12 @@
 """Language-neutral checks of model-written prose, shared by the policy's validation and the proposer's.
 
-Both the agents (policy replies) and refinement (proposals) refuse text that loops; the rule lives here
-once because `refine` may not import `agents`.
+Both the agents (policy replies) and refinement (proposals) refuse text that loops and strip chat
+formatting from the notes they keep; the rules live here once because `refine` may not import `agents`.
 """
 
 from __future__ import annotations
+
+import re
 
 REPEAT_NGRAM = 4            # word n-grams compared
 REPEAT_COVERAGE = 0.5       # share of the words inside a repeated n-gram that makes a loop
@@ -24,3 +26,16 @@ def loops_by_coverage(words: list[str]) -> bool:
         if counts[gram] > 1:
             covered.update(range(i, i + REPEAT_NGRAM))
     return len(covered) >= REPEAT_COVERAGE * len(words)
+
+
+# Chat formatting that is not part of an engineer's note: rule lines ("---"), bold markers ("**bold**") and
+# heading marks ("## Plan"). Inline code (`name`) and underscores (`__init__`) stay: notes quote names.
+_RULE_LINE = re.compile(r"^[ \t]*(?:-{3,}|\*{3,}|_{3,}|={3,})[ \t]*$\n?", re.M)
+_EMPHASIS = re.compile(r"\*\*")
+_HEADING_MARK = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.M)
+
+
+def plain_prose(text: str) -> tuple[str, bool]:
+    """`text` without chat formatting (rule lines, emphasis markers, heading marks); whether any was removed."""
+    plain = _HEADING_MARK.sub("", _EMPHASIS.sub("", _RULE_LINE.sub("", text))).strip()
+    return plain, plain != text.strip()

@@ -44,6 +44,11 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     refine_max_steps_per_repo: int = field(default=0, metadata={
         "help": "Search only the first N searched Thinks of each repository, in document order (0: all; a CPU "
                 "budget)."})
+    refine_prompt_facts_chars: int = field(default=1500, metadata={
+        "help": "A model proposer is shown the grounding facts (names, signatures) cut to this many characters."})
+    refine_prompt_context_chars: int = field(default=700, metadata={
+        "help": "A model proposer is shown the requirements, and the reads' reports together, each cut to this "
+                "many characters (prompt length is most of a CPU proposer's cost)."})
     refine_plan: bool = field(default=False, metadata={
         "help": "Also search the main agent's plan (its per-file descriptions; the file list never changes) for "
                 "text that makes the first tokens of the files that follow more likely; searched first."})
@@ -59,7 +64,8 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
         check_engine_keys(self, "proposer")
         check_engine_keys(self, "scorer")
         for key in ("refine_iterations", "refine_candidates", "refine_leak_ngram", "refine_plan_target_files",
-                    "refine_plan_target_tokens", "refine_plan_window_tokens"):
+                    "refine_plan_target_tokens", "refine_plan_window_tokens", "refine_prompt_facts_chars",
+                    "refine_prompt_context_chars"):
             if getattr(self, key) < 1:
                 raise ValueError(f"key '{key}': must be at least 1, got {getattr(self, key)}")
         if self.refine_max_target_tokens < 0:

@@ -82,6 +82,6 @@ def _begin_plan(repo: RepoSearch, args: RefineArguments, plan_scorer: PlanScorer
 
 def _plan_request(step: StepSearch, iteration: int, args: RefineArguments) -> PlanRequest:
     traj = step.repo.traj
-    return PlanRequest(repo=traj.repo, requirements=targets.requirements(traj), plan=step.plan,
+    return PlanRequest(repo=traj.meta.get("repository", traj.repo), requirements=targets.requirements(traj), plan=step.plan,
                        original=step.log.original, groundings=targets.groundings(traj), iteration=iteration,
                        n=args.refine_candidates, tried=set(step.tried))

@@ -211,4 +211,5 @@ def build_proposer(args: Any, *, seed: int = 0, engine: Any = None, engines: Any
     if config.backend == STRUCTURAL and engine is None:
         return StructuralProposer(max_chars=args.refine_max_think_chars)
     engine = engine or (engines or EnginePool(seed=seed)).get(config, role="proposer")
-    return ChatProposer(engine, seed=seed)
+    return ChatProposer(engine, seed=seed, facts_chars=args.refine_prompt_facts_chars,
+                        context_chars=args.refine_prompt_context_chars)

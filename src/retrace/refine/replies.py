@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from retrace.data.text_checks import loops_by_coverage
+from retrace.data.text_checks import loops_by_coverage, plain_prose
 
 MIN_REPLY_CHARS = 30
 # A reply sentence restates an instruction sentence when they share RESTATE_MIN_SHARED content words making up
@@ -94,7 +94,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
         text = text.rsplit("</think>", 1)[-1]
     if "<think>" in text:
         return CleanReply("", "scratchpad")
-    text = _PREAMBLE.sub("", text.strip(), count=1).strip()
+    text = _PREAMBLE.sub("", plain_prose(text)[0], count=1).strip()
     if "```" in text:
         return CleanReply("", "code_block")
     if _MARKUP.search(text):

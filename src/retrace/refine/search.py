@@ -143,7 +143,7 @@ def _request(step: StepSearch, iteration: int, args: RefineArguments) -> Proposa
     if args.refine_surprisal_guided:
         spans = [HotSpan(line, text, nats) for line, text, nats in
                  hot_lines(step.scoring, step.incumbent_score, args.refine_surprisal_spans)]
-    return ProposalRequest(repo=traj.repo, path=write.path or "", incumbent=step.incumbent,
+    return ProposalRequest(repo=traj.meta.get("repository", traj.repo), path=write.path or "", incumbent=step.incumbent,
                            original=step.log.original, grounding=step.facts, iteration=iteration,
                            n=args.refine_candidates, tried=set(step.tried), hot_spans=spans, kind=step.log.kind,
                            requirements=targets.requirements(traj), plan_entry=targets.plan_entry(traj, write.path),

@@ -311,7 +311,8 @@ def part_snapshot(snapshot: RepoSnapshot, part: Part) -> RepoSnapshot:
     readmes = [f for f in snapshot.files if f.path.startswith(prefix) and "/" not in f.path[len(prefix):]
                and f.path[len(prefix):].upper().startswith("README")]
     description = readmes[0].text if readmes else snapshot.description
-    return dataclasses.replace(snapshot, name=part.name, files=files, description=description, readable=readable)
+    return dataclasses.replace(snapshot, name=part.name, files=files, description=description, readable=readable,
+                               part_of=snapshot.name)
 
 
 def part_graph(graph: RepoGraph, part: Part) -> RepoGraph:

@@ -54,8 +54,15 @@ class RepoSnapshot:
     license: str | None
     description: str
     files: list[SourceFile]
-    # A sub-project's (retrace.repo.budget): files of the same repository it reads but does not write.
+    # A sub-project's (retrace.repo.budget): files of the same repository it reads but does not write,
+    # and the name of that repository (agents call the project by it, never by the sub-project's name).
     readable: list[SourceFile] = field(default_factory=list)
+    part_of: str = ""
+
+    @property
+    def project(self) -> str:
+        """The repository's name: for a sub-project, the repository it is a part of."""
+        return self.part_of or self.name
 
     def to_dict(self) -> dict:
         out = {
@@ -66,6 +73,8 @@ class RepoSnapshot:
             "description": self.description,
             "files": [{"path": f.path, "language": f.language, "text": f.text} for f in self.files],
         }
+        if self.part_of:
+            out["part_of"] = self.part_of
         if self.readable:
             out["readable"] = [{"path": f.path, "language": f.language, "text": f.text} for f in self.readable]
         return out
@@ -80,6 +89,7 @@ class RepoSnapshot:
             description=d.get("description", ""),
             files=[SourceFile(**f) for f in d["files"]],
             readable=[SourceFile(**f) for f in d.get("readable", [])],
+            part_of=d.get("part_of", ""),
         )
 
 
