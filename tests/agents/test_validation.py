@@ -74,6 +74,9 @@ def test_grounded_replies_that_use_the_files_names_and_facts_pass(kind, text):
     'To write types.py, I begin, starting with "To write types.py, I" as the task says.',
     # the system prompt restated
     "As a senior software engineer reconstructing how this code base was developed, I look at types.py.",
+    # the prompt's voice passed on (SmolLM2's simple_server.py and scanner.py, 2026-12-03)
+    'You\'re writing types.py in the Python project "wsgiref_2.3.3" using the Python WSGI protocol StartResponse.',
+    "To write types.py, you need to implement a StartResponse protocol that takes the status and headers.",
 ])
 def test_restated_instructions_are_caught_fuzzily(text):
     assert review(text).reason == "restates_prompt"
@@ -88,6 +91,12 @@ def test_restated_instructions_are_caught_fuzzily(text):
 ])
 def test_restatement_of_the_think_read_instruction_is_caught(text):
     assert review(text, "think_read").reason == "restates_prompt"
+
+
+def test_formatting_is_stripped_and_counted():
+    verdict = review("---\n\nThe **StartResponse** protocol in types.py declares how a server starts a response.")
+    assert verdict.reason is None and verdict.repairs[0] == "formatting_stripped"
+    assert verdict.text == "The StartResponse protocol in types.py declares how a server starts a response."
 
 
 def test_an_instruction_restated_as_a_heading_is_dropped_and_the_answer_kept():

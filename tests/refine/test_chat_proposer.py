@@ -130,6 +130,9 @@ def test_surprisal_guidance_shows_the_hardest_lines():
     ("First the parser:\n```python\ndef parse(): ...\n```", "stop", "", "code_block"),
     ("I write <write path=\"a.py\"> next, then the tests.", "stop", "", "markup"),
     ("Fine.", "stop", "", "too_short"),
+    # chat formatting (SmolLM2's rewrites of headers.py and thread.py): the rule and bold markers go
+    ("---\n\n**Plan.** I start with the parser of the `__init__` headers.", "stop",
+     "Plan. I start with the parser of the `__init__` headers.", None),
     ("no sentence ever ends here because the model ran out of tokens before", "length", "", "truncated"),
 ])
 def test_replies_are_cleaned(reply, finish, expected, problem):

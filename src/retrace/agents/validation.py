@@ -159,6 +159,17 @@ def says_nothing(text: str, prompt: str) -> bool:
     return len(content_words(text) - content_words(f"{role}\n{instruction}")) < NOVEL_MIN_WORDS
 
 
+# The prompt speaks to the model ("You are writing thread.py ..."); a note that opens in that voice, or tells
+# someone what they need to do, passes the instruction on instead of speaking as the engineer.
+_INSTRUCTION_VOICE = re.compile(r"^\W*(?:you|you're|you'll|your)\b|\byou (?:need|have|must|should) to\b", re.I)
+
+
+def speaks_as_the_prompt(text: str) -> bool:
+    """Whether the first sentence of `text` is in the prompt's voice (second person), not the agent's."""
+    first = sentences(text.strip())
+    return bool(first) and bool(_INSTRUCTION_VOICE.search(first[0]))
+
+
 def restates(text: str, instructions: str) -> bool:
     """Whether a sentence of `text` restates a sentence of `instructions` (thresholds above)."""
     targets = _instruction_sentences(instructions)
@@ -314,7 +325,8 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         return Verdict("", "markup")
     if any(line in stripped for line in request.forbidden_lines) or shares_code(stripped, request.code_ngrams):
         return Verdict("", "pastes_code")
-    if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt)):
+    if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt)
+                         or speaks_as_the_prompt(stripped)):
         return Verdict("", "restates_prompt")
     if echoes(stripped, prompt):
         return Verdict("", "echoes_prompt")

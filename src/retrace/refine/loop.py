@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from retrace.data import Candidate, Grounding, Plan, SearchLog
 from retrace.refine.leakage import LeakGuard
 from retrace.refine.plan import apply_reply
@@ -50,7 +52,8 @@ def search_wave(steps: list[StepSearch], iterations: int, propose: Callable[[lis
     if guided:
         for step in steps:
             score_batch(step, [])
-    for iteration in range(iterations):
+    for iteration in tqdm(range(iterations), desc=f"search ({len(steps)} steps)", unit="iteration",
+                          disable=not steps):
         active = [s for s in steps if not s.done]
         asks = [request(s, iteration) for s in active]
         proposals = propose(asks) if asks else []
