@@ -83,7 +83,11 @@ def test_quickstart_recipe_parses():
 
     config, *_, recipe = parse_recipe([EvaluationConfig, *task_option_types()], ["--config", str(QUICKSTART)])
     assert config.tasks[0] == "heldout_nll" and set(config.contexts) == {"trajectory", "raw"}
-    assert {"ruler", "humaneval", "bfcl", "repo_fix", "decontamination"} <= set(config.tasks)
+    assert {"ruler", "humaneval", "decontamination"} <= set(config.tasks)
+    # the agentic tasks' options stay in the recipe, so `--tasks ... bfcl repo_fix` runs them as configured
+    config, *_ = parse_recipe([EvaluationConfig, *task_option_types()],
+                              ["--config", str(QUICKSTART), "--tasks", "heldout_nll", "bfcl", "repo_fix"])
+    assert config.tasks == ["heldout_nll", "bfcl", "repo_fix"]
     assert config.max_files > 0 and config.max_target_tokens_per_file > 0  # sized for a CPU
     assert (config.eval_backend, config.eval_dtype, config.eval_batch_size) == ("hf", "float32", 4)  # one engine
     assert recipe.path == str(QUICKSTART)

@@ -161,7 +161,9 @@ def says_nothing(text: str, prompt: str) -> bool:
 
 # The prompt speaks to the model ("You are writing thread.py ..."); a note that opens in that voice, or tells
 # someone what they need to do, passes the instruction on instead of speaking as the engineer.
-_INSTRUCTION_VOICE = re.compile(r"^\W*(?:you|you're|you'll|your)\b|\byou (?:need|have|must|should) to\b", re.I)
+_INSTRUCTION_VOICE = re.compile(r"^\W*(?:you|you're|you'll|your)\b|\byou (?:need|have|must|should) to\b|"
+                                r"^\W*here(?:'s| is) (?:a |an |the |my )?(?:possible |short )?(?:response|answer|reply)\b|"
+                                r"\bthe above (?:question|prompt|task)\b", re.I)
 
 
 def speaks_as_the_prompt(text: str) -> bool:
