@@ -14,6 +14,7 @@ from test_simulate import make_repo
 
 from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
 from retrace.agents.policies import SENTENCE_STOPS, ChatPolicy, PolicyRequest
+from retrace.llm import RequestsFailed
 from retrace.repo import analyze_repository, ingest_local_dir
 
 
@@ -123,19 +124,20 @@ def test_a_one_sentence_request_stops_at_the_sentence_end_and_keeps_its_full_sto
     assert policy.counts == Counter({"openai": 2, "cut": 1})
 
 
-def test_openai_policy_survives_500s_timeouts_and_malformed_json_and_counts_the_fallback():
+def test_openai_policy_survives_500s_and_timeouts_and_stops_on_a_request_lost_for_good():
     with FakeChatServer(slow_s=1.0) as server:
-        # request A: 500, timeout, then fine; request B: three malformed bodies -> gives up -> fallback
+        # request A: 500, timeout, then fine; request B: three malformed bodies -> the transport gives up
         server.faults.extend(["500", "slow", "ok", "malformed", "malformed", "malformed"])
         policy = openai_policy(server, timeout_s=0.4, max_retries=2, concurrency=1, retries=1)
-        replies = policy.write(requests_for(2))
-        assert replies[0].source == "openai"
-        assert (replies[1].source, replies[1].fallback_reason, replies[1].text) == (
-            "structural", "request_failed", "structural 1")
-        assert policy.counts == Counter({"openai": 1, "fallback:request_failed": 1})  # no policy retry of it
+        # a lost request is never replaced by structural text: the batch fails, naming the server
+        with pytest.raises(RequestsFailed, match=f"policy: 1 of 2 requests to {server.base_url}.*malformed_json"):
+            policy.write(requests_for(2))
+        assert not any(k.startswith("fallback:") for k in policy.counts)
         usage = policy.usage
         assert (usage["retry:http_500"], usage["retry:timeout"], usage["retry:malformed_json"]) == (1, 1, 2)
         assert usage["failed:malformed_json"] == 1 and usage["requests"] == 1
+        server.faults.clear()  # the server is back: the same requests are written by the model
+        assert [r.source for r in policy.write(requests_for(2))] == ["openai", "openai"]
 
 
 def test_openai_policy_in_the_simulation_keeps_grounding(tmp_path):
@@ -174,13 +176,12 @@ def test_vllm_policy_without_vllm_says_how_to_get_it(monkeypatch):
         build_policy(SimulationArguments(policy_backend="vllm", policy_model="any"))
 
 
-def test_a_request_the_engine_could_not_complete_is_not_asked_again_and_is_counted():
+def test_a_request_the_engine_could_not_complete_is_not_asked_again_and_stops_the_batch():
     engine = ScriptedEngine(lambda conversation, params: None)
     policy = ChatPolicy(engine, retries=3)
-    [reply] = policy.write(requests_for(1))
-    assert (reply.source, reply.fallback_reason) == ("structural", "request_failed")
-    assert len(engine.calls) == 1
-    assert policy.counts == Counter({"fallback:request_failed": 1})
+    with pytest.raises(RequestsFailed, match="policy: 1 of 1 requests .* failed after retries .*not written"):
+        policy.write(requests_for(1))
+    assert len(engine.calls) == 1 and not policy.counts
     assert policy.usage["failed:scripted"] == 1
 
 

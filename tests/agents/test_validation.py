@@ -79,6 +79,8 @@ def test_grounded_replies_that_use_the_files_names_and_facts_pass(kind, text):
     "To write types.py, you need to implement a StartResponse protocol that takes the status and headers.",
     # a chat preamble that answers the prompt instead of speaking (SmolLM2's decoder.py, 2026-12-03)
     'Here\'s a possible response to the above question: "I read types.py first for its StartResponse protocol.',
+    # the chat's framing reported (SmolLM2's commander index.js, 2026-12-03)
+    'The user has mentioned "I read types.py before" for the StartResponse protocol.',
 ])
 def test_restated_instructions_are_caught_fuzzily(text):
     assert review(text).reason == "restates_prompt"

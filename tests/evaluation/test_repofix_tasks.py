@@ -16,8 +16,7 @@ from retrace.evaluation.repofix.generate import GenerationSettings, generate_tas
 from retrace.evaluation.repofix.repos import directory_repository, load_repository
 from retrace.evaluation.repofix.task import PreparedRepoFix, RepoFixOptions, evaluate_tasks, select_tasks
 from retrace.evaluation.repofix.testrun import run_tests
-from retrace.evaluation.tasks import RequestsFailed
-from retrace.llm import Reply, Usage
+from retrace.llm import Reply, RequestsFailed, Usage
 
 KINDS = ("operation_change", "flip_operator", "remove_conditional", "if_else_invert", "class_rm_funcs")
 SETTINGS = GenerationSettings(kinds=KINDS, tasks_per_kind=1, max_attempts_per_kind=8, seed=0)

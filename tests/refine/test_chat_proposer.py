@@ -130,6 +130,13 @@ def test_surprisal_guidance_shows_the_hardest_lines():
     ("First the parser:\n```python\ndef parse(): ...\n```", "stop", "", "code_block"),
     ("I write <write path=\"a.py\"> next, then the tests.", "stop", "", "markup"),
     ("Fine.", "stop", "", "too_short"),
+    # the chat's voice instead of the engineer's (SmolLM2's rewrites of validate.py and handlers.py, 2026-12-03)
+    ("Sure, I can re-write the reasoning to explain how you will implement validate.py in 3-8 sentences.", "stop",
+     "", "restates_prompt"),
+    ("The plan is to rewrite the script to use a single file for the server and the gateway.", "stop", "",
+     "restates_prompt"),
+    ("I check servers against the WSGI specification: validate.py wraps the application.", "stop",
+     "I check servers against the WSGI specification: validate.py wraps the application.", None),
     # chat formatting (SmolLM2's rewrites of headers.py and thread.py): the rule and bold markers go
     ("---\n\n**Plan.** I start with the parser of the `__init__` headers.", "stop",
      "Plan. I start with the parser of the `__init__` headers.", None),

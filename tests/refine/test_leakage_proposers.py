@@ -8,6 +8,7 @@ from refine_trajectory import APP, APP_FACTS, UTIL, UTIL_FACTS, make_trajectory
 from retrace_testing import ScriptedEngine
 
 from retrace.data import Definition, Grounding, trajectory_to_document
+from retrace.llm import RequestsFailed
 from retrace.refine import (
     ChatProposer,
     HotSpan,
@@ -59,12 +60,13 @@ def scripted(replies: list) -> ScriptedEngine:
     return ScriptedEngine(lambda conversation, params: next(words), temperature=0.7)
 
 
-def test_a_failed_proposer_request_gives_no_candidates_and_is_counted():
+def test_a_failed_proposer_request_stops_the_search_naming_the_server():
     backend = scripted([None])
     proposer = ChatProposer(backend)
     request = ProposalRequest("calc", "app.py", "a", "a", APP_FACTS, 0, 2)
-    assert proposer.propose([request]) == [[]]
-    assert proposer.counts["failed:scripted"] == 2 and proposer.usage["failed:scripted"] == 2
+    with pytest.raises(RequestsFailed, match="proposer: 2 of 2 requests .* failed after retries"):
+        proposer.propose([request])  # a Think left unsearched for a dead server would be degraded data
+    assert proposer.usage["failed:scripted"] == 2 and not proposer.counts["proposed"]
 
 
 def test_builder_and_arguments():

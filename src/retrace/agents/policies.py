@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
-from retrace.agents.validation import Verdict, instruction_text, review_reply
+from retrace.agents.validation import instruction_text, review_reply
+from retrace.llm import raise_on_failures
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ def _ended(answer, request: PolicyRequest) -> str:
     return text
 
 
+# What a failed request's error tells the user (the batch is not written; the run stops past a threshold).
+TRANSPORT_ADVICE = ("the repositories of this batch are not written: fix the server (or raise {role}_max_retries / "
+                    "{role}_timeout_s) and run again; finished repositories are kept")
+
+
 def load_prompt(kind: str) -> str:
     return resources.files("retrace.agents").joinpath("prompts", f"{kind}.prompt").read_text(encoding="utf-8")
 
@@ -81,7 +87,9 @@ class ChatPolicy:
     reply's finish reason); an unusable one is asked again up to `retries` times, sampling at
     `retry_temperature` with a fresh seed so that the answer can differ (a greedy model asked twice says
     the same thing), then replaced by the structural text. A request the engine could not complete at
-    all (a failed `Reply`: its transport retries are spent) falls back at once.
+    all (a failed `Reply`: its transport retries are spent) is never replaced: `write` raises
+    `RequestsFailed` naming the server, so the repositories of the batch are not written (a dead server
+    must not turn into structural text counted as done).
 
     `counts` holds one outcome per request (the engine's backend name, `structural` for kinds not
     delegated, or `fallback:<reason>`; `outcomes()`), plus `retry` (requests asked again),
@@ -125,12 +133,12 @@ class ChatPolicy:
                 params = replace(params, temperature=self.retry_temperature, seed=self.seed + attempt)
                 self.counts["retry"] += len(pending)
             answers = self._ask(requests, prompts, pending, params, "policy" if attempt == 0 else "policy retry")
+            raise_on_failures(answers, self.engine, "policy", TRANSPORT_ADVICE.format(role="policy"))
             still_pending = []
             for i, answer in zip(pending, answers):
                 request = requests[i]
-                verdict = Verdict("", "request_failed") if answer.failed else review_reply(
-                    _ended(answer, request), request, prompts[i], finish_reason=answer.finish_reason,
-                    instructions=instruction_text(self.templates[request.kind], self.system))
+                verdict = review_reply(_ended(answer, request), request, prompts[i], finish_reason=answer.finish_reason,
+                                       instructions=instruction_text(self.templates[request.kind], self.system))
                 reason = verdict.reason
                 if reason is None:
                     replies[i] = PolicyReply(verdict.text, self.name, repairs=verdict.repairs)
@@ -138,7 +146,7 @@ class ChatPolicy:
                     self.counts.update(verdict.repairs)
                     if attempt:
                         self.counts["recovered"] += 1
-                elif reason != "request_failed" and attempt < self.retries:
+                elif attempt < self.retries:
                     still_pending.append(i)
                     self.counts[f"retry:{reason}"] += 1
                 else:

@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from retrace.agents.languages import foreign_languages
-from retrace.data.text_checks import loops_by_coverage, plain_prose
+from retrace.data.text_checks import loops_by_coverage, plain_prose, speaks_as_the_chat
 
 if TYPE_CHECKING:
     from retrace.agents.policies import PolicyRequest
@@ -159,17 +159,10 @@ def says_nothing(text: str, prompt: str) -> bool:
     return len(content_words(text) - content_words(f"{role}\n{instruction}")) < NOVEL_MIN_WORDS
 
 
-# The prompt speaks to the model ("You are writing thread.py ..."); a note that opens in that voice, or tells
-# someone what they need to do, passes the instruction on instead of speaking as the engineer.
-_INSTRUCTION_VOICE = re.compile(r"^\W*(?:you|you're|you'll|your)\b|\byou (?:need|have|must|should) to\b|"
-                                r"^\W*here(?:'s| is) (?:a |an |the |my )?(?:possible |short )?(?:response|answer|reply)\b|"
-                                r"\bthe above (?:question|prompt|task)\b", re.I)
-
-
 def speaks_as_the_prompt(text: str) -> bool:
     """Whether the first sentence of `text` is in the prompt's voice (second person), not the agent's."""
     first = sentences(text.strip())
-    return bool(first) and bool(_INSTRUCTION_VOICE.search(first[0]))
+    return bool(first) and speaks_as_the_chat(first[0])
 
 
 def restates(text: str, instructions: str) -> bool:

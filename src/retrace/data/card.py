@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from retrace.atomic import write_text
-from retrace.data.budget_check import card_section
+from retrace.data.budget_check import card_section, token_counter
 from retrace.data.document import Document
 from retrace.data.export import DOCUMENTS, HELDOUT, NO_SEARCH_BASELINE, RAW_BASELINE, TRAJECTORIES
 
@@ -64,10 +64,7 @@ def _token_counter(tokenizer: str | None):
     """A function from texts to token counts, or None (no tokenizer: tokens are not reported)."""
     if not tokenizer:
         return None
-    from transformers import AutoTokenizer  # lazy: the card without tokens needs no transformers
-
-    tok = AutoTokenizer.from_pretrained(str(Path(tokenizer).expanduser()))
-    return lambda texts: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
+    return token_counter(tokenizer, 1.0)[0]  # one way to count a corpus's tokens
 
 
 def count_split(base: Path, count_tokens=None) -> SplitCounts:

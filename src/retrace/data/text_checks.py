@@ -39,3 +39,18 @@ def plain_prose(text: str) -> tuple[str, bool]:
     """`text` without chat formatting (rule lines, emphasis markers, heading marks); whether any was removed."""
     plain = _HEADING_MARK.sub("", _EMPHASIS.sub("", _RULE_LINE.sub("", text))).strip()
     return plain, plain != text.strip()
+
+
+# The prompt speaks to the model ("You are writing thread.py ...", "Rewrite this reasoning ..."); a note that
+# opens in that voice, tells someone what they need to do, answers "the above question", reports what "the
+# user" said, or talks about rewriting itself speaks about the chat, not as the engineer.
+_CHAT_VOICE = re.compile(
+    r"^\W*(?:you|you're|you'll|your|sure)\b|\byou (?:need|have|must|should) to\b|"
+    r"^\W*here(?:'s| is) (?:a |an |the |my )?(?:possible |short |rewritten )?(?:response|answer|reply|reasoning)\b|"
+    r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
+    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note)\b", re.I)
+
+
+def speaks_as_the_chat(first_sentence: str) -> bool:
+    """Whether a reply's first sentence is in the prompt's voice (second person, the chat's framing)."""
+    return bool(_CHAT_VOICE.search(first_sentence))

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrace.data import Document, Trajectory, raw_repository_document, read_documents
-from retrace.evaluation.tasks import RequestsFailed, Task, TaskResult, engine_location
+from retrace.evaluation.tasks import Task, TaskResult
+from retrace.llm import RequestsFailed, engine_location
 from retrace.recipe import RecipeError
 
 if TYPE_CHECKING:

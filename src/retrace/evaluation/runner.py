@@ -21,9 +21,9 @@ from retrace.atomic import write_jsonl
 from retrace.evaluation.config import EvaluationConfig
 from retrace.evaluation.models import ModelUnderTest, missing_model_paths, parse_model_specs
 from retrace.evaluation.report import json_safe, write_reports
-from retrace.evaluation.tasks import RequestsFailed, get_task
+from retrace.evaluation.tasks import get_task
 from retrace.evaluation.wheel_data import data_checksums
-from retrace.llm import engine_config
+from retrace.llm import RequestsFailed, engine_config
 from retrace.llm.config import SAMPLING_KEYS
 from retrace.provenance import git_revision, package_versions, save_run_info
 from retrace.recipe import Recipe, RecipeError

@@ -16,40 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from retrace.llm import Reply, count_failures
+from retrace.llm import Reply
+from retrace.llm import raise_on_failures as llm_raise_on_failures
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
     from retrace.evaluation.models import ModelUnderTest
 
 
-class RequestsFailed(RuntimeError):
-    """Requests of a task that failed for good: the task has no score, since one with lost requests is wrong."""
-
-    def __init__(self, message: str, *, failed: int, requests: int, reasons: dict[str, int] | None = None):
-        super().__init__(message)
-        self.failed = failed
-        self.requests = requests
-        self.reasons = dict(reasons or {})
-
-
-def engine_location(engine: Any) -> str:
-    """Where the engine's requests went, for messages: the server's address, else the engine's backend."""
-    return getattr(engine, "base_url", None) or f"the {getattr(engine, 'backend', '') or 'model'} engine"
-
-
 def raise_on_failures(replies: Sequence[Reply], engine: Any, what: str) -> None:
     """Raise `RequestsFailed`, naming the server and `what` asked, when any of `replies` failed for good."""
-    failures = count_failures(list(replies))
-    if not failures:
-        return
-    failed = sum(failures.values())
-    reasons = {key.removeprefix("failed:"): n for key, n in sorted(failures.items())}
-    raise RequestsFailed(
-        f"{what}: {failed} of {len(replies)} requests to {engine_location(engine)} failed after retries "
-        f"({', '.join(f'{k}: {n}' for k, n in reasons.items())}); a score with lost requests would be wrong: "
-        "fix the server (or raise eval_max_retries / eval_timeout_s) and run again",
-        failed=failed, requests=len(replies), reasons=reasons)
+    llm_raise_on_failures(replies, engine, what, "a score with lost requests would be wrong: fix the server (or "
+                          "raise eval_max_retries / eval_timeout_s) and run again")
 
 
 def reply_texts(model: ModelUnderTest, replies: Sequence[Reply], task: str) -> list[tuple[str, ...]]:

@@ -19,15 +19,19 @@ from retrace.llm.types import (
     Message,
     Reply,
     RequestFailed,
+    RequestsFailed,
     SamplingParams,
     Usage,
     count_failures,
     cut_at_stop,
+    engine_location,
+    raise_on_failures,
 )
 
 __all__ = [
-    "ENGINES", "STRUCTURAL", "EngineConfig", "EnginePool", "Message", "PrefixState", "Reply", "RequestFailed", "SamplingParams",
+    "ENGINES", "STRUCTURAL", "EngineConfig", "EnginePool", "Message", "PrefixState", "Reply", "RequestFailed", "RequestsFailed",
+    "SamplingParams",
     "ScoreRequest", "TargetScore", "Usage", "build_embedded_model", "build_engine", "check_engine_keys",
     "count_failures", "cut_at_stop", "embedded_model_dir", "engine_arguments", "engine_class", "engine_config",
-    "resolve_model_path",
+    "engine_location", "raise_on_failures", "resolve_model_path",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,3 +124,32 @@ class Usage:
 def count_failures(replies: list[Reply]) -> Counter[str]:
     """`failed:<reason>` counts of the failed replies in a batch (what a role adds to its own counts)."""
     return Counter(f"failed:{r.error}" for r in replies if r.failed)
+
+
+class RequestsFailed(RuntimeError):
+    """Requests that failed for good (a server's retries spent). Whoever asked stops rather than using what
+    it got: a score with lost requests is wrong, and a trajectory written around them is degraded data."""
+
+    def __init__(self, message: str, *, failed: int, requests: int, reasons: dict[str, int] | None = None):
+        super().__init__(message)
+        self.failed = failed
+        self.requests = requests
+        self.reasons = dict(reasons or {})
+
+
+def engine_location(engine: Any) -> str:
+    """Where the engine's requests went, for messages: the server's address, else the engine's backend."""
+    return getattr(engine, "base_url", None) or f"the {getattr(engine, 'backend', '') or 'model'} engine"
+
+
+def raise_on_failures(replies: Sequence[Reply], engine: Any, what: str, advice: str) -> None:
+    """Raise `RequestsFailed`, naming the server, `what` asked and `advice`, when any of `replies` failed."""
+    failures = count_failures(list(replies))
+    if not failures:
+        return
+    failed = sum(failures.values())
+    reasons = {key.removeprefix("failed:"): n for key, n in sorted(failures.items())}
+    raise RequestsFailed(
+        f"{what}: {failed} of {len(replies)} requests to {engine_location(engine)} failed after retries "
+        f"({', '.join(f'{k}: {n}' for k, n in reasons.items())}); {advice}",
+        failed=failed, requests=len(replies), reasons=reasons)

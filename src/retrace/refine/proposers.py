@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from retrace.data import Grounding, Plan
+from retrace.llm import raise_on_failures
 from retrace.refine.replies import clean_reply, instruction_sentences
 from retrace.refine.structural import StructuralProposer, render_facts
 
@@ -74,6 +75,10 @@ class Proposer(Protocol):
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]: ...
 
 
+TRANSPORT_ADVICE = ("the repositories of this batch are not written: fix the server (or raise proposer_max_retries / "
+                    "proposer_timeout_s) and run again; finished repositories are kept")
+
+
 def load_prompt(name: str) -> str:
     return resources.files("retrace.refine").joinpath("prompts", f"{name}.prompt").read_text(encoding="utf-8")
 
@@ -88,8 +93,9 @@ class ChatProposer:
     Each of a request's `n` candidates is asked with its own rewrite angle (`prompts/angles.prompt`: candidate
     k at iteration i takes angle i*n + k, cycling), so the candidates of a step differ even from a greedy
     model, and successive iterations try new angles; the seed moves with the iteration. Replies are cleaned
-    (`replies.clean_reply`) and deduplicated. A request the engine could not complete gives no candidates
-    and is counted `failed:<reason>` in `counts`, beside `proposed` (candidates returned), `unusable:<why>`
+    (`replies.clean_reply`) and deduplicated. A request the engine could not complete (its transport retries
+    spent) raises `RequestsFailed` naming the server: a Think left unsearched because a server was down
+    would be silently degraded data. `counts` holds `proposed` (candidates returned), `unusable:<why>`
     (replies refused), `cut` (replies cut back to their last full sentence), `sentences_dropped` (restating
     an instruction, or repeated) and `duplicate`.
     """
@@ -146,6 +152,7 @@ class ChatProposer:
             params = replace(self.engine.default_params, n=1, seed=self.seed + 1000 * (iteration + 1))
             conversations = [self.conversation(requests[i], self.angle(requests[i], k)) for i, k in jobs]
             replies = self.engine.chat(conversations, params, desc="refine proposals")
+            raise_on_failures(replies, self.engine, "proposer", TRANSPORT_ADVICE)
             for (i, _), reply in zip(jobs, replies):
                 out[i] += self._usable(reply, prose=True)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
@@ -160,14 +167,12 @@ class ChatProposer:
             params = replace(self.engine.default_params, n=n, seed=self.seed + 1000 * (iteration + 1))
             replies = self.engine.chat([self.plan_conversation(requests[i]) for i in indices], params,
                                        desc="refine plan proposals")
+            raise_on_failures(replies, self.engine, "proposer", TRANSPORT_ADVICE)
             for i, reply in zip(indices, replies):
                 out[i] = self._usable(reply, prose=False)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
     def _usable(self, reply, *, prose: bool) -> list[str]:
-        if reply.failed:
-            self.counts[f"failed:{reply.error}"] += 1
-            return []
         texts = []
         for text, finish in zip(reply.texts, reply.finish_reasons or (None,) * len(reply.texts)):
             cleaned = clean_reply(text, finish, prose=prose, instructions=self.instructions)

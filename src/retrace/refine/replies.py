@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from retrace.data.text_checks import loops_by_coverage, plain_prose
+from retrace.data.text_checks import loops_by_coverage, plain_prose, speaks_as_the_chat
 
 MIN_REPLY_CHARS = 30
 # A reply sentence restates an instruction sentence when they share RESTATE_MIN_SHARED content words making up
@@ -108,7 +108,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
     text, dropped, repeats, sentences = _drop_sentences(text, instructions)
     if repeats and repeats * 2 >= sentences:
         return CleanReply("", "repetition")
-    if not text and dropped:
+    if not text and dropped or speaks_as_the_chat(_SPLIT.split(text, maxsplit=1)[0]):
         return CleanReply("", "restates_prompt")
     cut = False
     if finish_reason == "length" or not _ENDS_SENTENCE.search(text):

@@ -31,12 +31,17 @@ class ScaleArguments:
     num_workers: int = field(default=1, metadata={"help": "Processes for repository analysis (1: in-process)."})
     repos_per_batch: int = field(default=8, metadata={
         "help": "Repositories simulated and written together; a killed run loses at most one batch of work."})
+    max_failed_batches: int = field(default=3, metadata={
+        "help": "A batch whose model requests failed for good (a server's retries spent) is not written and is "
+                "tried once more after the others; past this many such failures the run stops, naming the server."})
 
     def __post_init__(self) -> None:
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             raise ValueError(f"key 'shard_index': {self.shard_index} is not in [0, num_shards={self.num_shards})")
         if self.num_workers < 1 or self.repos_per_batch < 1:
             raise ValueError("keys 'num_workers' and 'repos_per_batch' must be at least 1")
+        if self.max_failed_batches < 0:
+            raise ValueError(f"key 'max_failed_batches': must be >= 0, got {self.max_failed_batches}")
 
 
 def shard_of(repo: str, num_shards: int) -> int:
