@@ -25,6 +25,9 @@ from retrace.data.budget_check import (
     repository_done,
     token_counter,
 )
+from retrace.data.export import artifact_name
+from retrace.data.viewer.load import load_repo
+from retrace.data.viewer.page import render_repo_body
 from retrace.repo import analyze_repository, ingest_local_dir
 from retrace.repo.budget import (
     DocumentBudgetArguments,
@@ -161,6 +164,10 @@ def test_a_sub_project_reads_what_it_imports_from_other_parts(repo, tmp_path):
     [trajectory] = [t for t in read_trajectories(tmp_path / "trajectories") if t.repo == billing.name]
     assert trajectory.meta["reads_from_other_parts"] == billing.readable
     assert trajectory.repo == billing.name != "shop" and trajectory.meta["repository"] == "shop"
+    # the viewer says which repository the part belongs to and what it reads of the rest
+    page = render_repo_body(load_repo(tmp_path, "train", tmp_path / "trajectories" / f"{artifact_name(billing.name)}.jsonl"),
+                            "../index.html")
+    assert "part of</th><td>shop" in page and "<code>catalog/items.py</code>" in page
     plan = next(s for s in trajectory.steps if s.kind == "plan").plan
     assert "catalog/items.py" in next(e for e in plan.entries if e.path == "billing/invoice.py").needs
     # the sub-agent is told the file is already in the repository (no report of it exists in this document)

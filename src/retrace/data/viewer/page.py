@@ -89,7 +89,8 @@ THEN = " \u2192 "  # joins per-iteration values
 
 
 def _number(value: Any) -> str:
-    if value is None:
+    """A statistic as shown: floats to 4 decimals; None or NaN (nothing searched) as a dash."""
+    if value is None or value != value:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else esc(value)
 
@@ -265,9 +266,13 @@ def render_repo_body(repo: RepoView, index_href: str) -> str:
              ("trained share", f"{repo.trained_share:.1%} of characters"),
              ("Raw-Repos baseline", f"{repo.raw_chars:,} chars" if repo.raw_chars is not None else "-"),
              ("text sources", sources or "-")]
+    if meta.get("repository"):  # a sub-project (docs/documents.md): its repository, and what it reads of the rest
+        reads = meta.get("reads_from_other_parts") or []
+        facts[1:1] = [("part of", esc(meta["repository"])),
+                      ("reads from other parts", ", ".join(f"<code>{esc(p)}</code>" for p in reads) or "-")]
     refine_stats = (meta.get("refine") or {}).get("stats")
     if isinstance(refine_stats, dict):
-        facts.append(("search", " ".join(badge(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}", "info")
+        facts.append(("search", " ".join(badge(f"{k}: {_number(v)}", "info")
                                          for k, v in refine_stats.items() if not isinstance(v, (list, dict)))))
     kinds = "".join(f"<tr><td>{esc(k)}</td><td>{t:,}</td><td>{m:,}</td></tr>" for k, (t, m) in repo.kind_chars.items())
     parts = [
