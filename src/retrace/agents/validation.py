@@ -33,23 +33,20 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from retrace.agents.languages import foreign_languages
-from retrace.data.text_checks import loops_by_coverage, plain_prose, speaks_as_the_chat
+from retrace.data.text_checks import (
+    SENTENCE_BREAK,
+    content_words,
+    loops_by_coverage,
+    plain_prose,
+    restates_sentence,
+    sentences,
+    speaks_as_the_chat,
+    words,
+)
 
 if TYPE_CHECKING:
     from retrace.agents.policies import PolicyRequest
 
-# restates_prompt: a reply sentence restates an instruction sentence when they share at least
-# RESTATE_MIN_SHARED content words (stems) and those make up RESTATE_REPLY_SHARE of the reply sentence's
-# (it says little beyond the instruction) or RESTATE_INSTRUCTION_SHARE of the instruction sentence's (it
-# copies most of it, whatever it adds). Names and facts never count against a reply: the instruction
-# sentences come from the template with its placeholders blanked, so `types.py` is the reply's own content.
-# Set on 84 SmolLM2-135M replies (wsgiref, json, http, logging): 5 shared words would miss "I'm about to
-# write decoder.py ... It imports these files that are already written:", 3 would flag replies that only
-# borrow the prompt's framing; a grounded answer that uses the instruction's words ("I need to read the
-# headers.py and util.py files before writing handlers.") shares 5 of 8 (0.62) and of 10 (0.5), and passes.
-RESTATE_MIN_SHARED = 4
-RESTATE_REPLY_SHARE = 0.7
-RESTATE_INSTRUCTION_SHARE = 0.6
 # A reply also restates when it says nothing beyond the instruction it answers (the prompt's last paragraph,
 # its names filled in): fewer than NOVEL_MIN_WORDS content words of its own ("The requirements for email must
 # be met.", "Concurrent must be implemented in two sentences."), or when it quotes the instruction's
@@ -73,18 +70,7 @@ TRIM_MIN_SHARE = 0.5
 
 ECHO_MIN_LINE_CHARS = 30
 
-_STOPWORD_TEXT = """
-a an the and or but nor of to in on at for with by as from into onto about over under than then so too very
-it its this that these those there here is are was were be been being am has have had do does did done
-i me my we our us you your they them their he she his her ll ve re
-how what why which who whom when where whether
-will would shall should can could may might must not no yes
-all any each some such own same other more most few only just also again once first
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
-_WORD = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")  # a cut reply's last "." may be half of "parser.py"
 _LIST_NUMBER = re.compile(r"(?:^|\n)[\s#*>-]*\d+[.)]$")  # "2." (or "# 2.") opening a list item ends no sentence
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
@@ -104,32 +90,6 @@ class Verdict:
     text: str                       # the reply as kept (scratchpad stripped, trimmed); "" when rejected
     reason: str | None = None       # why the reply is unusable; None when `text` is usable
     repairs: tuple[str, ...] = ()   # "scratchpad_stripped", "trimmed": what was cut from a kept reply
-
-
-def sentences(text: str) -> list[str]:
-    """`text` cut at sentence ends ([.!?] then a space) and at line breaks; empty pieces dropped."""
-    return [s.strip() for s in _SENTENCE_BREAK.split(text) if s and s.strip()]
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words; a dotted name (`types.py`, `os.path`) is one word."""
-    return _WORD.findall(text.lower())
-
-
-def stem(word: str) -> str:
-    """A crude stem, so that inflections match ("thinking"/"think", "files"/"file"); names are left whole."""
-    if not word.isalpha():
-        return word
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[:-len(suffix)]
-            break
-    return word[:-1] if word.endswith("e") and len(word) > 3 else word
-
-
-def content_words(text: str) -> frozenset[str]:
-    """The stems of the words that carry meaning: no stopwords, no single letters (digits are kept: "3 to 5")."""
-    return frozenset(stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit()))
 
 
 def instruction_text(template: str, system: str = "") -> str:
@@ -171,9 +131,7 @@ def restates(text: str, instructions: str) -> bool:
     for sentence in sentences(text):
         said = content_words(sentence)
         for target in targets:
-            shared = len(said & target)
-            if shared >= RESTATE_MIN_SHARED and (shared >= RESTATE_REPLY_SHARE * len(said)
-                                                 or shared >= RESTATE_INSTRUCTION_SHARE * len(target)):
+            if restates_sentence(said, target):
                 return True
     return False
 
@@ -269,7 +227,7 @@ def first_sentences(text: str, count: int) -> tuple[str, bool]:
     when it ends there, not where the text stops.
     """
     ends: list[int] = []
-    for m in _SENTENCE_BREAK.finditer(text):
+    for m in SENTENCE_BREAK.finditer(text):
         piece = text[ends[-1] if ends else 0:m.start()]
         before = text[:m.start()].rstrip()
         # a list number ("1."), a lead-in ("as follows:") or a bare bullet ends no sentence

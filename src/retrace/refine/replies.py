@@ -17,15 +17,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from retrace.data.text_checks import loops_by_coverage, plain_prose, speaks_as_the_chat
+from retrace.data.text_checks import (
+    RESTATE_MIN_SHARED,
+    content_words,
+    loops_by_coverage,
+    plain_prose,
+    restates_sentence,
+    speaks_as_the_chat,
+)
 
 MIN_REPLY_CHARS = 30
-# A reply sentence restates an instruction sentence when they share RESTATE_MIN_SHARED content words making up
-# RESTATE_REPLY_SHARE of the reply sentence's (it says little beyond the instruction) or RESTATE_INSTRUCTION_SHARE
-# of the instruction's (it copies most of it): the thresholds retrace.agents.validation set for the policy.
-RESTATE_MIN_SHARED = 4
-RESTATE_REPLY_SHARE = 0.7
-RESTATE_INSTRUCTION_SHARE = 0.6
+# A sentence restates an instruction by retrace.data.text_checks.restates_sentence (the policy's thresholds).
 REPEAT_MIN_WORDS = 4   # a sentence of this many words said again is a repeat
 # A loop: word 4-grams occurring more than once cover half of a reply of 16+ words.
 CODE_MIN_LINES = 2     # this many code-like lines make a reply code
@@ -40,13 +42,6 @@ _CODE_LINE = re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|import \w|from [\w.]+ i
 _SENTENCE_END = re.compile(r"[.!?][\"')\]`*]*(?=\s|$)")
 _ENDS_SENTENCE = re.compile(r"[.!?][\"')\]`*]*\Z")
 _SPLIT = re.compile(r"(\n+|(?<=[.!?])[ \t]+)")
-_WORD = re.compile(r"[a-z][a-z_]{2,}")
-_STOPWORD_TEXT = """
-the and but nor for with from into onto about over under than then too very its this that these those there
-here are was were been being has have had does did done you your they them their his her how what why which
-who whom when where whether will would shall should can could may might must not yes all any each some such
-own same other more most few only just also again once first"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -61,18 +56,6 @@ class CleanReply:
     dropped: int = 0
 
 
-def content_words(text: str) -> frozenset[str]:
-    """Lower-cased words of 3+ letters that are not stopwords, crudely stemmed ("explains" and "explain" match)."""
-    return frozenset(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "es", "ed", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[:-len(suffix)]
-    return word
-
-
 def instruction_sentences(texts: Iterable[str]) -> list[frozenset[str]]:
     """The content words of each sentence of prompt templates (placeholders blanked): what a reply must not
     restate. Names filled into the placeholders never count against a reply."""
@@ -80,7 +63,7 @@ def instruction_sentences(texts: Iterable[str]) -> list[frozenset[str]]:
     for text in texts:
         for sentence in _SPLIT.split(re.sub(r"\{\w+\}", " ", text))[::2]:
             words = content_words(sentence)
-            if len(words) >= RESTATE_MIN_SHARED:
+            if len(words) >= RESTATE_MIN_SHARED:  # shorter ones could never be restated
                 found.append(words)
     return found
 
@@ -138,17 +121,11 @@ def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str,
             dropped, repeats = dropped + 1, repeats + 1
             continue
         seen.add(key)
-        if any(_restates(words, inst) for inst in instructions):
+        if any(restates_sentence(words, inst) for inst in instructions):
             dropped += 1
             continue
         kept.append(sentence + separator)
     return "".join(kept).strip(), dropped, repeats, sentences
-
-
-def _restates(words: frozenset[str], instruction: frozenset[str]) -> bool:
-    shared = len(words & instruction)
-    return shared >= RESTATE_MIN_SHARED and (shared >= RESTATE_REPLY_SHARE * len(words)
-                                             or shared >= RESTATE_INSTRUCTION_SHARE * len(instruction))
 
 
 def _loops(text: str) -> bool:
