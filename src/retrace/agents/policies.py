@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from retrace.agents.validation import instruction_text, review_reply
-from retrace.llm import raise_on_failures
+from retrace.llm import raise_on_failures, synthesis_advice
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +56,6 @@ def _ended(answer, request: PolicyRequest) -> str:
             text[-1].isalnum() or text[-1] in "\"')]`"):
         return text + "."
     return text
-
-
-# What a failed request's error tells the user (the batch is not written; the run stops past a threshold).
-TRANSPORT_ADVICE = ("the repositories of this batch are not written: fix the server (or raise {role}_max_retries / "
-                    "{role}_timeout_s) and run again; finished repositories are kept")
 
 
 def load_prompt(kind: str) -> str:
@@ -133,7 +128,7 @@ class ChatPolicy:
                 params = replace(params, temperature=self.retry_temperature, seed=self.seed + attempt)
                 self.counts["retry"] += len(pending)
             answers = self._ask(requests, prompts, pending, params, "policy" if attempt == 0 else "policy retry")
-            raise_on_failures(answers, self.engine, "policy", TRANSPORT_ADVICE.format(role="policy"))
+            raise_on_failures(answers, self.engine, "policy", synthesis_advice("policy"))
             still_pending = []
             for i, answer in zip(pending, answers):
                 request = requests[i]

@@ -119,12 +119,6 @@ def says_nothing(text: str, prompt: str) -> bool:
     return len(content_words(text) - content_words(f"{role}\n{instruction}")) < NOVEL_MIN_WORDS
 
 
-def speaks_as_the_prompt(text: str) -> bool:
-    """Whether the first sentence of `text` is in the prompt's voice (second person), not the agent's."""
-    first = sentences(text.strip())
-    return bool(first) and speaks_as_the_chat(first[0])
-
-
 def restates(text: str, instructions: str) -> bool:
     """Whether a sentence of `text` restates a sentence of `instructions` (thresholds above)."""
     targets = _instruction_sentences(instructions)
@@ -279,7 +273,7 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     if any(line in stripped for line in request.forbidden_lines) or shares_code(stripped, request.code_ngrams):
         return Verdict("", "pastes_code")
     if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt)
-                         or speaks_as_the_prompt(stripped)):
+                         or speaks_as_the_chat(stripped)):
         return Verdict("", "restates_prompt")
     if echoes(stripped, prompt):
         return Verdict("", "echoes_prompt")

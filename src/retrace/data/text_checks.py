@@ -78,9 +78,10 @@ _CHAT_VOICE = re.compile(
     r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note)\b", re.I)
 
 
-def speaks_as_the_chat(first_sentence: str) -> bool:
-    """Whether a reply's first sentence is in the prompt's voice (second person, the chat's framing)."""
-    return bool(_CHAT_VOICE.search(first_sentence))
+def speaks_as_the_chat(text: str) -> bool:
+    """Whether the first sentence of `text` is in the prompt's voice (second person, the chat's framing)."""
+    first = sentences(text.strip())
+    return bool(first) and bool(_CHAT_VOICE.search(first[0]))
 
 
 def sentences(text: str) -> list[str]:

@@ -26,6 +26,7 @@ from retrace.llm.types import (
     cut_at_stop,
     engine_location,
     raise_on_failures,
+    synthesis_advice,
 )
 
 __all__ = [
@@ -33,5 +34,5 @@ __all__ = [
     "SamplingParams",
     "ScoreRequest", "TargetScore", "Usage", "build_embedded_model", "build_engine", "check_engine_keys",
     "count_failures", "cut_at_stop", "embedded_model_dir", "engine_arguments", "engine_class", "engine_config",
-    "engine_location", "raise_on_failures", "resolve_model_path",
+    "engine_location", "raise_on_failures", "resolve_model_path", "synthesis_advice",
 ]

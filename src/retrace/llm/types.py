@@ -142,6 +142,12 @@ def engine_location(engine: Any) -> str:
     return getattr(engine, "base_url", None) or f"the {getattr(engine, 'backend', '') or 'model'} engine"
 
 
+def synthesis_advice(role: str) -> str:
+    """What a synthesis role's lost requests tell the user: the batch is not written, and how to go on."""
+    return (f"the repositories of this batch are not written: fix the server (or raise {role}_max_retries / "
+            f"{role}_timeout_s) and run again; finished repositories are kept")
+
+
 def raise_on_failures(replies: Sequence[Reply], engine: Any, what: str, advice: str) -> None:
     """Raise `RequestsFailed`, naming the server, `what` asked and `advice`, when any of `replies` failed."""
     failures = count_failures(list(replies))

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from retrace.data import Grounding, Plan
-from retrace.llm import raise_on_failures
+from retrace.llm import raise_on_failures, synthesis_advice
 from retrace.refine.replies import clean_reply, instruction_sentences
 from retrace.refine.structural import StructuralProposer, render_facts
 
@@ -73,10 +73,6 @@ class Proposer(Protocol):
     name: str
 
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]: ...
-
-
-TRANSPORT_ADVICE = ("the repositories of this batch are not written: fix the server (or raise proposer_max_retries / "
-                    "proposer_timeout_s) and run again; finished repositories are kept")
 
 
 def load_prompt(name: str) -> str:
@@ -152,7 +148,7 @@ class ChatProposer:
             params = replace(self.engine.default_params, n=1, seed=self.seed + 1000 * (iteration + 1))
             conversations = [self.conversation(requests[i], self.angle(requests[i], k)) for i, k in jobs]
             replies = self.engine.chat(conversations, params, desc="refine proposals")
-            raise_on_failures(replies, self.engine, "proposer", TRANSPORT_ADVICE)
+            raise_on_failures(replies, self.engine, "proposer", synthesis_advice("proposer"))
             for (i, _), reply in zip(jobs, replies):
                 out[i] += self._usable(reply, prose=True)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
@@ -167,7 +163,7 @@ class ChatProposer:
             params = replace(self.engine.default_params, n=n, seed=self.seed + 1000 * (iteration + 1))
             replies = self.engine.chat([self.plan_conversation(requests[i]) for i in indices], params,
                                        desc="refine plan proposals")
-            raise_on_failures(replies, self.engine, "proposer", TRANSPORT_ADVICE)
+            raise_on_failures(replies, self.engine, "proposer", synthesis_advice("proposer"))
             for i, reply in zip(indices, replies):
                 out[i] = self._usable(reply, prose=False)
         return [self._new(texts, request) for texts, request in zip(out, requests)]

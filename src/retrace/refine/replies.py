@@ -91,7 +91,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
     text, dropped, repeats, sentences = _drop_sentences(text, instructions)
     if repeats and repeats * 2 >= sentences:
         return CleanReply("", "repetition")
-    if not text and dropped or speaks_as_the_chat(_SPLIT.split(text, maxsplit=1)[0]):
+    if not text and dropped or speaks_as_the_chat(text):
         return CleanReply("", "restates_prompt")
     cut = False
     if finish_reason == "length" or not _ENDS_SENTENCE.search(text):

@@ -71,12 +71,12 @@ class RepoSnapshot:
             "revision": self.revision,
             "license": self.license,
             "description": self.description,
-            "files": [{"path": f.path, "language": f.language, "text": f.text} for f in self.files],
+            "files": [dataclasses.asdict(f) for f in self.files],
         }
         if self.part_of:
             out["part_of"] = self.part_of
         if self.readable:
-            out["readable"] = [{"path": f.path, "language": f.language, "text": f.text} for f in self.readable]
+            out["readable"] = [dataclasses.asdict(f) for f in self.readable]
         return out
 
     @classmethod
