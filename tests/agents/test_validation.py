@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from retrace.agents.policies import PolicyRequest, load_prompt
+from retrace.agents.structural import DELEGATION_FRAMING
 from retrace.agents.validation import check_reply, instruction_text, review_reply
 
 SYSTEM = load_prompt("system").strip()
@@ -25,7 +26,7 @@ def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[st
               "requirements": "A WSGI reference library.", "delegation": "Implement types.py: WSGI-related types.",
               "number": "3", "total": "7", "plan": "3. types.py: WSGI-related types.", "after": "", "audience": "",
               "read": "It needs no other file of the project.", "facts": TYPES_FACTS, "code": TYPES_FACTS}
-    return PolicyRequest(kind, fields, "structural", anchors=list(anchors))
+    return PolicyRequest(kind, fields, "structural", anchors=list(anchors), framing=DELEGATION_FRAMING)
 
 
 def review(text: str, kind: str = "think_write", finish_reason: str | None = "stop", **request_keys):
@@ -94,6 +95,16 @@ def test_restated_instructions_are_caught_fuzzily(text):
     "so with a mix of imagination and exact code.",
 ])
 def test_restatement_of_the_think_read_instruction_is_caught(text):
+    assert review(text, "think_read").reason == "restates_prompt"
+
+
+@pytest.mark.parametrize("text", [
+    # the delegation handed back (SmolLM2's typings/esm.d.mts of commander, 2026-12-03): "already written; read
+    # them first" is the main agent's instruction, not the sub-agent's reason
+    "I read the `headers.py` and `util.py` first, and they're already written.",
+    "I read headers.py and util.py first: they are already written and I build on them.",
+])
+def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     assert review(text, "think_read").reason == "restates_prompt"
 
 

@@ -177,7 +177,7 @@ def think_read_request(work: RepoWork, facts: FileFacts, options: SimulationOpti
                          deps=language_phrase(facts.deps))
     return PolicyRequest("think_read", fields, structural.think_read_text(facts),
                          anchors=_anchors(facts, *facts.deps), sentences=SENTENCES["think_read"],
-                         **work.code_guard(facts, options))
+                         framing=structural.DELEGATION_FRAMING, **work.code_guard(facts, options))
 
 
 def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:
@@ -193,7 +193,8 @@ def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOpt
         code[: options.prompt_code_chars].rsplit("\n", 1)[0] + f"\n[... {len(code.splitlines())} lines in all]")
     fields = work.fields(facts, delegation=work.delegation(facts), read=read, code=shown)
     return PolicyRequest("think_write", fields, structural.think_write_text(facts), anchors=_anchors(facts),
-                         sentences=SENTENCES["think_write"], **work.code_guard(facts, options))
+                         sentences=SENTENCES["think_write"], framing=structural.DELEGATION_FRAMING,
+                         **work.code_guard(facts, options))
 
 
 def report_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:

@@ -36,6 +36,12 @@ def purpose_text(facts: FileFacts) -> str:
     return facts.purpose
 
 
+# The fixed words of a delegation (placeholders left out): a sub-agent's Think that only hands them back
+# ("I read `index.d.ts` first, and it's already written.") says nothing of its own (validation.says_nothing).
+DELEGATION_FRAMING = ("Plan entry of. Implement: It builds on, already written; read it them first. "
+                      "It has no in-repository dependencies.")
+
+
 def delegate_text(facts: FileFacts, purpose: str, number: int = 0, total: int = 0) -> str:
     """The main agent hands one plan entry to a sub-agent: the entry's description and what to read first."""
     text = (f"Plan entry {number} of {total}. " if number else "") + f"Implement `{facts.path}`: {purpose}"

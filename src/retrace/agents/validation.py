@@ -106,17 +106,18 @@ def _instruction_sentences(instructions: str) -> tuple[frozenset[str], ...]:
     return tuple(c for c in map(content_words, sentences(instructions)) if c)
 
 
-def says_nothing(text: str, prompt: str) -> bool:
+def says_nothing(text: str, prompt: str, framing: str = "") -> bool:
     """Whether `text` adds fewer than NOVEL_MIN_WORDS content words to the prompt's framing (its first sentence,
-    the role: 'You are writing thread.py in the Python project "concurrent"', and its last paragraph, the
-    instruction), quotes the instruction or talks about its own length."""
+    the role: 'You are writing thread.py in the Python project "concurrent"', its last paragraph, the
+    instruction, and `framing`, the fixed words of a delegation it hands on), quotes the instruction or talks
+    about its own length."""
     instruction = prompt.strip().rsplit("\n\n", 1)[-1]
     if 'starting with "' in instruction and re.search(r"starting with [\"“]", text) or _SENTENCE_COUNT.search(text):
         return True
     if any(f'"{quoted}"' in text for quoted in re.findall(r'"([^"]{8,})"', instruction)):
         return True  # quotes the instruction: 'The file starts with a line that says "To write package.json, I".'
     role = sentences(prompt.strip())[0] if prompt.strip() else ""
-    return len(content_words(text) - content_words(f"{role}\n{instruction}")) < NOVEL_MIN_WORDS
+    return len(content_words(text) - content_words(f"{role}\n{instruction}\n{framing}")) < NOVEL_MIN_WORDS
 
 
 def restates(text: str, instructions: str) -> bool:
@@ -272,7 +273,7 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         return Verdict("", "markup")
     if any(line in stripped for line in request.forbidden_lines) or shares_code(stripped, request.code_ngrams):
         return Verdict("", "pastes_code")
-    if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt)
+    if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt, request.framing)
                          or speaks_as_the_chat(stripped)):
         return Verdict("", "restates_prompt")
     if echoes(stripped, prompt):
