@@ -39,7 +39,7 @@ def purpose_text(facts: FileFacts) -> str:
 # The fixed words of a delegation (placeholders left out): a sub-agent's Think that only hands them back
 # ("I read `index.d.ts` first, and it's already written.") says nothing of its own (validation.says_nothing).
 DELEGATION_FRAMING = ("Plan entry of. Implement: It builds on, already written; read it them first. "
-                      "It needs no other file read first.")
+                      "It has nothing to read first.")
 
 
 def delegate_text(facts: FileFacts, purpose: str, number: int = 0, total: int = 0) -> str:
@@ -48,7 +48,7 @@ def delegate_text(facts: FileFacts, purpose: str, number: int = 0, total: int = 
     if facts.deps:
         text += f" It builds on {_names(facts.deps)}, already written; read {'it' if len(facts.deps) == 1 else 'them'} first."
     else:
-        text += " It needs no other file read first."  # true too when an import lies in a part not read
+        text += " It has nothing to read first."  # true too when an import lies in a part not read
     return text
 
 
