@@ -3,6 +3,8 @@
 Forks and copies of a repository would otherwise be trained on twice, and the same vendored file in
 many repositories many times. Both indexes see repositories in input order and remember only the
 ones that were kept, so "keep the first" is deterministic for a given input and the same on a re-run.
+The decision needs no text: signatures and content keys are computed where a repository is read
+(possibly in another process), and `RunDedup.admit` decides from them alone.
 Tiny texts (empty `__init__.py`, one-line stubs) are structure rather than content and never count
 as duplicates.
 """
@@ -13,7 +15,8 @@ import hashlib
 import heapq
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 DEDUP_MIN_CHARS = 64
 """Texts with fewer non-blank characters are never treated as duplicates."""
@@ -48,8 +51,39 @@ def shingles(texts: Iterable[str]) -> set[int]:
     return found
 
 
+def repository_signature(texts: Iterable[str]):
+    """The MinHash (a datasketch `LeanMinHash`: small, picklable) of a repository's shingles, or None
+    when it has no words. Computed where the texts are, so only the signature travels to the decision."""
+    from datasketch import LeanMinHash, MinHash  # imported on first use: it pulls in scipy
+
+    grams = shingles(texts)
+    if not grams:
+        return None
+    sample = heapq.nsmallest(MAX_SHINGLES, grams) if len(grams) > MAX_SHINGLES else sorted(grams)
+    minhash = MinHash(num_perm=NUM_PERM, hashfunc=int)  # shingles are already 32-bit hashes
+    minhash.update_batch(sample)
+    return LeanMinHash(minhash)
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    """What the run's indexes decide for one repository that passed its own rules."""
+
+    reason: str | None
+    """`near_duplicate_repo`, or None: the repository stays if any of its files does."""
+    kept: tuple[int, ...] = ()
+    """Positions of the repository's files that stay (not exact duplicates of an earlier kept file);
+    empty when every file was kept elsewhere already (the repository is then skipped as `empty_repo`)."""
+    original: str | None = None
+    """The earlier kept repository this one nearly duplicates."""
+
+
 class RunDedup:
-    """The state one ingest run shares across its repositories (create one per run, in input order)."""
+    """The state one ingest run shares across its repositories, fed in input order.
+
+    It holds no text: only the content keys of kept files and the MinHash signatures of kept
+    repositories, so a run over many repositories can decide without keeping them.
+    """
 
     def __init__(self, files: str = "run", near_threshold: float = 0.0):
         self.files_across_repos = files == "run"
@@ -57,43 +91,44 @@ class RunDedup:
         self._file_keys: set[str] = set()
         self._lsh = None
         self._minhashes: dict[str, object] = {}
-        self._pending = None
+
+    @property
+    def wants_signatures(self) -> bool:
+        return self.near_threshold > 0
 
     def is_known_file(self, key: str | None) -> bool:
         return self.files_across_repos and key is not None and key in self._file_keys
 
-    def near_duplicate_of(self, name: str, texts: list[str]) -> str | None:
-        """The name of an earlier kept repository this one nearly duplicates, or None.
+    def near_duplicate_of(self, signature) -> str | None:
+        """The name of an earlier kept repository this signature nearly duplicates, or None.
 
         LSH proposes candidates; each is confirmed by the estimated Jaccard similarity itself, and the
         earliest confirmed one (input order) is returned.
         """
-        self._pending = None
-        if self.near_threshold <= 0:
+        if not self.wants_signatures or signature is None or self._lsh is None:
             return None
-        from datasketch import MinHash, MinHashLSH  # imported on first use: it pulls in scipy
-
-        grams = shingles(texts)
-        if not grams:
-            return None
-        sample = heapq.nsmallest(MAX_SHINGLES, grams) if len(grams) > MAX_SHINGLES else sorted(grams)
-        minhash = MinHash(num_perm=NUM_PERM, hashfunc=int)  # shingles are already 32-bit hashes
-        minhash.update_batch(sample)
-        if self._lsh is None:
-            self._lsh = MinHashLSH(threshold=self.near_threshold, num_perm=NUM_PERM)
         order = {key: i for i, key in enumerate(self._minhashes)}
-        candidates = sorted(self._lsh.query(minhash), key=order.__getitem__)
-        for candidate in candidates:
-            if minhash.jaccard(self._minhashes[candidate]) >= self.near_threshold:
+        for candidate in sorted(self._lsh.query(signature), key=order.__getitem__):
+            if signature.jaccard(self._minhashes[candidate]) >= self.near_threshold:
                 return candidate
-        self._pending = (name, minhash)
         return None
 
-    def remember(self, name: str, texts: list[str]) -> None:
-        """Record a kept repository: its file hashes and (when just checked) its MinHash."""
+    def admit(self, name: str, file_keys: Sequence[str | None], signature) -> RunDecision:
+        """Decide one repository against the earlier kept ones (near-duplicate first, then exact files)
+        and, when it is kept, remember its file keys and signature."""
+        original = self.near_duplicate_of(signature)
+        if original is not None:
+            return RunDecision("near_duplicate_repo", original=original)
+        kept = tuple(i for i, key in enumerate(file_keys) if not self.is_known_file(key))
+        if not kept:
+            return RunDecision(None, kept)
         if self.files_across_repos:
-            self._file_keys.update(k for k in map(content_key, texts) if k is not None)
-        if self._pending is not None and self._pending[0] == name and name not in self._minhashes:
-            self._lsh.insert(name, self._pending[1])
-            self._minhashes[name] = self._pending[1]
-        self._pending = None
+            self._file_keys.update(k for k in file_keys if k is not None)
+        if self.wants_signatures and signature is not None and name not in self._minhashes:
+            if self._lsh is None:
+                from datasketch import MinHashLSH
+
+                self._lsh = MinHashLSH(threshold=self.near_threshold, num_perm=NUM_PERM)
+            self._lsh.insert(name, signature)
+            self._minhashes[name] = signature
+        return RunDecision(None, kept)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrace.repo.dedup import RunDedup, content_key
+from retrace.repo.dedup import RunDedup, content_key, repository_signature
 from retrace.repo.filters import (
     FilterArguments,
     content_reason,
@@ -175,7 +175,33 @@ def _repo_reason(files: list[SourceFile], license_id: str | None, filters: Filte
     return license_reason(license_id, filters)
 
 
-def build_snapshot(
+@dataclass
+class FilteredRepository:
+    """One repository after its own rules, before the run's duplicate indexes decide on it.
+
+    `files` holds the texts when the reader kept them (ingest) and is None when it did not (planning);
+    `paths`, `file_keys` and `signature` are all the run-level decision needs. `stats` holds the
+    repository's own counts; `reason` says why it was skipped whole (then it has no files).
+    """
+
+    name: str
+    source: str
+    revision: str | None
+    license: str | None
+    description: str
+    paths: list[str]
+    file_keys: list[str | None]
+    signature: object | None
+    stats: IngestStats
+    reason: str | None = None
+    files: list[SourceFile] | None = None
+    locator: str = ""
+
+    def without_texts(self) -> FilteredRepository:
+        return dataclasses.replace(self, files=None)
+
+
+def filter_repository(
     entries: Iterable[FileEntry],
     *,
     name: str,
@@ -183,19 +209,12 @@ def build_snapshot(
     filters: FilterArguments,
     revision: str | None = None,
     license: str | None = None,
-    stats: IngestStats | None = None,
-    run: RunDedup | None = None,
     skipped: collections.Counter | None = None,
-) -> RepoSnapshot | None:
-    """Apply the filters to one repository's entries; the snapshot, or None when it is skipped whole.
+    signature: bool = False,
+) -> FilteredRepository:
+    """The per-repository half of `build_snapshot`: everything that does not depend on other repositories.
 
-    Order: vendored directories, then per file language, lock/minified names, size, binary/undecodable,
-    generated/minified texts; then per repository exact duplicates within it, the file and byte limits,
-    emptiness and the licence allow-list (`license` when given, else a licence file's guess, else SPDX
-    headers),
-    then, against the run's earlier kept repositories, near-duplication and exact duplicate files.
-    A repository skipped whole counts its reason once and none of its files as kept. `skipped` holds
-    counts a source made while listing (e.g. unsafe archive members); they are added to `stats`.
+    With `signature`, the MinHash of the kept texts is computed here (see `dedup.repository_signature`).
     """
     own = IngestStats(repos_seen=1)
     entries = list(entries)  # a lazy walk fills `skipped` while it is listed
@@ -223,31 +242,91 @@ def build_snapshot(
     if license is None:
         license = license_from_headers(f.text for f in files)
     reason = _repo_reason(files, license, filters)
-    if reason is None and run is not None:
-        texts = [f.text for f in files]
-        original = run.near_duplicate_of(name, texts)
-        if original is not None:
-            logger.info("%s: near-duplicate of %s, skipped", name, original)
-            reason = "near_duplicate_repo"
-        else:
-            unique = [f for f in files if not run.is_known_file(content_key(f.text))]
-            own.skipped["duplicate_file_across_repos"] += len(files) - len(unique)
-            files = unique
-            reason = None if files else "empty_repo"
-            if reason is None:
-                run.remember(name, texts)
-    snapshot = None
+    description = ""
+    if reason is not None:
+        files = []
+    else:
+        description = _root_text(entries, lambda p: p.lower().startswith("readme")) or ""
+    return FilteredRepository(
+        name=name, source=source, revision=revision, license=license, description=description,
+        paths=[f.path for f in files], file_keys=[content_key(f.text) for f in files],
+        signature=repository_signature(f.text for f in files) if signature and reason is None else None,
+        stats=own, reason=reason, files=files)
+
+
+def settle_repository(filtered: FilteredRepository, stats: IngestStats | None, *, reason: str | None = None,
+                      kept_paths: Iterable[str] | None = None) -> list[str] | None:
+    """Count a repository's final outcome into `stats` (its own counts plus the run's decision).
+
+    `reason` is the run's reason to skip it whole; `kept_paths` the files that survived the run's exact
+    dedup (None: all). Returns the kept paths, or None when the repository is skipped.
+    """
+    own = dataclasses.replace(filtered.stats, skipped=collections.Counter(filtered.stats.skipped))
+    reason = filtered.reason or reason
+    kept = None
+    if reason is None:
+        wanted = None if kept_paths is None else set(kept_paths)
+        kept = [p for p in filtered.paths if wanted is None or p in wanted]
+        own.skipped["duplicate_file_across_repos"] += len(filtered.paths) - len(kept)
+        if not kept:
+            reason, kept = "empty_repo", None
     if reason is not None:
         own.skipped[reason] += 1
     else:
-        own.files_kept, own.repos_kept = len(files), 1
-        snapshot = RepoSnapshot(name=name, source=source, revision=revision, license=license,
-                                description=_root_text(entries, lambda p: p.lower().startswith("readme")) or "",
-                                files=files)
+        own.files_kept, own.repos_kept = len(kept), 1
     own.skipped = collections.Counter({k: v for k, v in own.skipped.items() if v})
     if stats is not None:
         stats.merge(own)
-    return snapshot
+    return kept
+
+
+def snapshot_of(filtered: FilteredRepository, kept_paths: list[str]) -> RepoSnapshot:
+    """The snapshot of a kept repository (read with its texts), holding exactly `kept_paths`."""
+    wanted = set(kept_paths)
+    return RepoSnapshot(name=filtered.name, source=filtered.source, revision=filtered.revision,
+                        license=filtered.license, description=filtered.description,
+                        files=[f for f in filtered.files if f.path in wanted])
+
+
+def decide_in_run(filtered: FilteredRepository, run: RunDedup | None,
+                  stats: IngestStats | None) -> list[str] | None:
+    """Take the run's decision on one repository (in input order) and count it; the kept paths or None."""
+    if filtered.reason is not None or run is None:
+        return settle_repository(filtered, stats)
+    decision = run.admit(filtered.name, filtered.file_keys, filtered.signature)
+    if decision.original is not None:
+        logger.info("%s: near-duplicate of %s, skipped", filtered.name, decision.original)
+    return settle_repository(filtered, stats, reason=decision.reason,
+                             kept_paths=[filtered.paths[i] for i in decision.kept])
+
+
+def build_snapshot(
+    entries: Iterable[FileEntry],
+    *,
+    name: str,
+    source: str,
+    filters: FilterArguments,
+    revision: str | None = None,
+    license: str | None = None,
+    stats: IngestStats | None = None,
+    run: RunDedup | None = None,
+    skipped: collections.Counter | None = None,
+) -> RepoSnapshot | None:
+    """Apply the filters to one repository's entries; the snapshot, or None when it is skipped whole.
+
+    Order: vendored directories, then per file language, lock/minified names, size, binary/undecodable,
+    generated/minified texts; then per repository exact duplicates within it, the file and byte limits,
+    emptiness and the licence allow-list (`license` when given, else a licence file's guess, else SPDX
+    headers),
+    then, against the run's earlier kept repositories, near-duplication and exact duplicate files.
+    A repository skipped whole counts its reason once and none of its files as kept. `skipped` holds
+    counts a source made while listing (e.g. unsafe archive members); they are added to `stats`.
+    """
+    filtered = filter_repository(entries, name=name, source=source, filters=filters, revision=revision,
+                                 license=license, skipped=skipped,
+                                 signature=run is not None and run.wants_signatures)
+    kept = decide_in_run(filtered, run, stats)
+    return None if kept is None else snapshot_of(filtered, kept)
 
 
 def ingest_local_dir(

@@ -7,12 +7,14 @@ A spec names one repository (or, for a table, many) and its kind is stated by a 
                                 detected for git+https://..., https://... / ssh://... / file://...,
                                 an existing bare repository (*.git), or an existing directory with @REV
     archive:PATH                a .tar, .tar.gz/.tgz, .tar.bz2, .tar.xz or .zip file (detected by suffix)
-    table:PATH_OR_NAME          a parquet / JSON(L) table of repositories (detected by suffix), or a
-                                `datasets` hub name on machines that reach the hub
+    table:PATH_OR_NAME          a parquet / JSON(L) table of repositories (detected by suffix), a directory
+                                or glob of such files (read in sorted order), or a `datasets` hub name on
+                                machines that reach the hub
     python:NAME                 an importable package (or single module), standard library or installed
 
-Each kind is one function in `SOURCE_KINDS`. A spec that cannot be read is an error naming it, unless
-`skip_bad_sources` is set: then it is logged and counted as `bad_source`.
+Each single-repository kind is one reader in `SOURCE_KINDS`; tables are read piece by piece
+(`retrace.repo.tables`, `retrace.repo.streaming`). A spec that cannot be read is an error naming it,
+unless `skip_bad_sources` is set: then it is logged and counted as `bad_source`.
 """
 
 from __future__ import annotations
@@ -21,19 +23,22 @@ import collections
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from retrace.repo.archives import ArchiveLimits, ArchiveRejected, archive_stem, extract_archive, is_archive
-from retrace.repo.dedup import RunDedup
 from retrace.repo.filters import FilterArguments, vendored_dir
 from retrace.repo.gitsource import GitError, fetch_commit, git_entries, split_revision
 from retrace.repo.localfs import FileEntry, read_regular, walk_dir
-from retrace.repo.snapshot import IngestStats, RepoSnapshot, build_snapshot, ingest_local_dir
-from retrace.repo.tables import TableColumns, load_table, table_format, table_repositories
+from retrace.repo.snapshot import (
+    FilteredRepository,
+    IngestStats,
+    RepoSnapshot,
+    filter_repository,
+    snapshot_of,
+)
+from retrace.repo.tables import TableColumns, table_format
 
 logger = logging.getLogger(__name__)
 
@@ -183,91 +188,82 @@ class SourceError(Exception):
     """A source that cannot be read (the message names the spec)."""
 
 
-# Each kind: (source, args, stats, run) -> the snapshots it keeps, in order.
-Ingest = Callable[[SourceSpec, IngestArguments, IngestStats, RunDedup], Iterator[RepoSnapshot | None]]
+# Each single-repository kind: (source, args, locator, signature) -> the repository after its own rules.
+# `locator` pins what a plan saw (a git commit); "" reads the spec as written. Tables are read by
+# pieces instead (retrace.repo.streaming).
+ReadRepository = Callable[[SourceSpec, IngestArguments, str, bool], FilteredRepository]
 
 
-def _ingest_dir(source, args, stats, run):
-    snapshot = ingest_local_dir(Path(source.location).expanduser(), name=repo_name(source.spec), filters=args,
-                                stats=stats, run=run)
-    if snapshot is not None:
-        snapshot.source = source.spec
-    yield snapshot
+def _read_dir(source, args, locator, signature):
+    root = os.path.realpath(os.path.expanduser(source.location))
+    skipped: collections.Counter = collections.Counter()
+    entries = walk_dir(root, skipped, prune=vendored_dir if args.skip_vendored else None)
+    return filter_repository(entries, name=repo_name(source.spec), source=source.spec, filters=args,
+                             skipped=skipped, signature=signature)
 
 
-def _ingest_python(source, args, stats, run):
+def _read_python(source, args, locator, signature):
     target = _python_target(source.spec, source.location)
     if target.is_dir():
-        yield from _ingest_dir(SourceSpec(source.spec, "dir", str(target)), args, stats, run)
-        return
+        return _read_dir(SourceSpec(source.spec, "dir", str(target)), args, locator, signature)
     entry = FileEntry(target.name, None, lambda max_bytes: read_regular(str(target), max_bytes))
-    yield build_snapshot([entry], name=source.location, source=source.spec, filters=args, stats=stats, run=run)
+    return filter_repository([entry], name=source.location, source=source.spec, filters=args, signature=signature)
 
 
-def _ingest_git(source, args, stats, run):
+def _read_git(source, args, locator, signature):
     try:
-        repo, sha = fetch_commit(source.location, source.revision, cache_root())
+        repo, sha = fetch_commit(source.location, locator or source.revision, cache_root())
     except GitError as exc:
         raise SourceError(f"source '{source.spec}': {exc}") from None
-    skipped = collections.Counter()
+    skipped: collections.Counter = collections.Counter()
     with git_entries(repo, sha, skipped) as entries:
-        yield build_snapshot(entries, name=repo_name(source.spec), source=source.spec, revision=sha, filters=args,
-                             stats=stats, run=run, skipped=skipped)
+        filtered = filter_repository(entries, name=repo_name(source.spec), source=source.spec, revision=sha,
+                                     filters=args, skipped=skipped, signature=signature)
+    filtered.locator = sha  # a moving revision (a branch, HEAD) is read again at the commit planned
+    return filtered
 
 
-def _ingest_archive(source, args, stats, run):
+def _read_archive(source, args, locator, signature):
     limits = ArchiveLimits(args.archive_max_bytes, args.archive_max_members, args.archive_max_ratio,
                            args.max_file_bytes)
+    name = repo_name(source.spec)
     try:
         root, skipped = extract_archive(Path(source.location).expanduser(), cache_root(), limits)
     except ArchiveRejected as exc:
         logger.warning("source '%s': archive refused (%s)", source.spec, exc)
-        stats.merge(IngestStats(repos_seen=1, skipped=collections.Counter({exc.reason: 1})))
-        yield None
-        return
+        return FilteredRepository(name=name, source=source.spec, revision=None, license=None, description="",
+                                  paths=[], file_keys=[], signature=None, stats=IngestStats(repos_seen=1),
+                                  reason=exc.reason)
     except OSError as exc:
         raise SourceError(f"source '{source.spec}': cannot read archive: {exc}") from None
-    prune = vendored_dir if args.skip_vendored else None
-    entries = walk_dir(str(root.resolve()), skipped, prune=prune)
-    yield build_snapshot(entries, name=repo_name(source.spec), source=source.spec, filters=args, stats=stats,
-                         run=run, skipped=skipped)
+    entries = walk_dir(str(root.resolve()), skipped, prune=vendored_dir if args.skip_vendored else None)
+    return filter_repository(entries, name=name, source=source.spec, filters=args, skipped=skipped,
+                             signature=signature)
 
 
-def _ingest_table(source, args, stats, run):
-    try:
-        table = load_table(source.location, args.table_split, cache_root())
-        repositories = table_repositories(table, args.table_columns(), Path(source.location).name.split(".")[0])
-        for repo in repositories:
-            snapshot = build_snapshot(repo.entries, name=repo.name, source=f"{source.spec}#{repo.name}",
-                                      license=repo.license, filters=args, stats=stats, run=run, skipped=repo.skipped)
-            yield snapshot
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"source '{source.spec}': {exc}") from None
-
-
-SOURCE_KINDS: dict[str, Ingest] = {
-    "dir": _ingest_dir, "git": _ingest_git, "archive": _ingest_archive, "table": _ingest_table,
-    "python": _ingest_python,
+SOURCE_KINDS: dict[str, ReadRepository] = {
+    "dir": _read_dir, "git": _read_git, "archive": _read_archive, "python": _read_python,
 }
+"""Readers of the single-repository kinds; `table:` specs hold many repositories and are read by pieces."""
+
+
+def read_repository(spec: str, args: IngestArguments, *, locator: str = "",
+                    signature: bool = False) -> FilteredRepository:
+    """One single-repository spec after its own rules; a SourceError or ValueError naming the spec when it
+    cannot be read."""
+    source = parse_source(spec)
+    if source.kind not in SOURCE_KINDS:
+        raise ValueError(f"source '{spec}': a {source.kind} source holds many repositories")
+    return SOURCE_KINDS[source.kind](source, args, locator, signature)
 
 
 def ingest_sources(specs: list[str], args: IngestArguments, stats: IngestStats) -> list[RepoSnapshot]:
     """Snapshots of every kept repository, in spec order (a table's in row order); skips are counted.
 
     One run's duplicate indexes span all `specs`: the first of two duplicates in this order is kept.
+    The same reading and the same decision as the planning pass (`retrace.repo.plan`), with texts kept.
     """
-    run = RunDedup(args.dedup_files, args.near_duplicate_threshold)
-    snapshots = []
-    for spec in tqdm(specs, desc="ingest", unit="source", disable=len(specs) < 2):
-        try:
-            source = parse_source(spec)
-            snapshots.extend(s for s in SOURCE_KINDS[source.kind](source, args, stats, run) if s is not None)
-        except (SourceError, ValueError) as exc:
-            if not args.skip_bad_sources:
-                raise ValueError(str(exc)) from None
-            logger.warning("skipping %s", exc)
-            stats.merge(IngestStats(repos_seen=1, skipped=collections.Counter({"bad_source": 1})))
-    duplicates = {n for n, count in collections.Counter(s.name for s in snapshots).items() if count > 1}
-    if duplicates:
-        raise ValueError(f"two sources give the same repository name(s) {sorted(duplicates)}; rename one")
-    return snapshots
+    from retrace.repo.streaming import kept_in_order  # streaming reads through this module's readers
+
+    kept = kept_in_order(specs, args, stats, keep_texts=True)
+    return [snapshot_of(filtered, paths) for _, filtered, paths in kept]
