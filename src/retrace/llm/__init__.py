@@ -5,6 +5,7 @@ the recipe with the `{role}_*` keys of `EngineConfig` and builds it with `build_
 (transformers), `vllm` (in-process), `openai` (any OpenAI-compatible server); see `registry`.
 """
 
+from retrace.llm.cache import CachedEngine, RequestCache, request_key
 from retrace.llm.config import (
     STRUCTURAL,
     EngineConfig,
@@ -30,9 +31,9 @@ from retrace.llm.types import (
 )
 
 __all__ = [
-    "ENGINES", "STRUCTURAL", "EngineConfig", "EnginePool", "Message", "PrefixState", "Reply", "RequestFailed", "RequestsFailed",
-    "SamplingParams",
-    "ScoreRequest", "TargetScore", "Usage", "build_embedded_model", "build_engine", "check_engine_keys",
-    "count_failures", "cut_at_stop", "embedded_model_dir", "engine_arguments", "engine_class", "engine_config",
-    "engine_location", "raise_on_failures", "resolve_model_path", "synthesis_advice",
+    "ENGINES", "STRUCTURAL", "CachedEngine", "EngineConfig", "EnginePool", "Message", "PrefixState", "Reply",
+    "RequestCache", "RequestFailed", "RequestsFailed", "SamplingParams", "ScoreRequest", "TargetScore", "Usage",
+    "build_embedded_model", "build_engine", "check_engine_keys", "count_failures", "cut_at_stop",
+    "embedded_model_dir", "engine_arguments", "engine_class", "engine_config", "engine_location",
+    "raise_on_failures", "request_key", "resolve_model_path", "synthesis_advice",
 ]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from retrace.llm.cache import CachedEngine, RequestCache
 
 if TYPE_CHECKING:
     from retrace.llm.config import EngineConfig
@@ -56,13 +59,18 @@ class EnginePool:
     its weights (or its vLLM engine, or its connection), each role with its own sampling defaults, batch
     size, scoring windows and usage (`Engine.for_role`). Two in-process vLLM engines of one model would not
     fit on one GPU; on a CPU the quickstart's policy and scorer load SmolLM2 once.
+
+    `request_cache` (a directory, or None for none): every engine returned looks its chat and completion
+    requests up there first and keeps their replies (`retrace.llm.cache`), so a retried batch does not pay
+    for them twice; scoring is not cached.
     """
 
     PER_ROLE_KEYS = ("max_new_tokens", "temperature", "top_p", "batch_size")
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, request_cache: str | os.PathLike | None = None):
         self.seed = seed
         self._loaded: dict[EngineConfig, Engine] = {}
+        self.request_cache = RequestCache(request_cache) if request_cache else None
 
     def get(self, config: EngineConfig, *, role: str = "", **scoring: Any) -> Engine:
         from retrace.llm.config import EngineConfig
@@ -70,6 +78,9 @@ class EnginePool:
         default = EngineConfig()
         key = dataclasses.replace(config, **{k: getattr(default, k) for k in self.PER_ROLE_KEYS})
         if key not in self._loaded:
-            self._loaded[key] = build_engine(config, seed=self.seed, role=role, **scoring)
-            return self._loaded[key]
-        return self._loaded[key].for_role(config, seed=self.seed, **scoring)
+            self._loaded[key] = engine = build_engine(config, seed=self.seed, role=role, **scoring)
+        else:
+            engine = self._loaded[key].for_role(config, seed=self.seed, **scoring)
+        if self.request_cache is None:
+            return engine
+        return CachedEngine(engine, self.request_cache)  # an Engine by delegation
