@@ -17,6 +17,7 @@ from openai_server import FakeChatServer, grounded_reply
 from retrace_testing import ROOT, run_script, write_shapes_repo
 
 from retrace.agents import SimulationArguments
+from retrace.data.layout import artifact_path
 from retrace.evaluation.config import EvaluationConfig
 from retrace.llm import EngineConfig, EnginePool, engine_config
 from retrace.recipe import RecipeError, parse_recipe
@@ -125,7 +126,7 @@ def test_synthesis_with_policy_and_proposer_on_a_served_model(tmp_path, tiny_lla
     proposals = [b for b in server.chat_requests if "Rewrite this reasoning" in b["messages"][-1]["content"]]
     assert proposals and all(b["temperature"] == 0.7 and b["max_tokens"] == 192 for b in proposals)
     assert {b["seed"] for b in proposals} == {7 + 1000, 7 + 2000}  # the recipe's seed, moved per iteration
-    traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
+    traj = json.loads(artifact_path(out, "trajectories", "tiny").read_text())
     searched = [s["search"] for s in traj["steps"] if s.get("search")]
     texts = [c["text"] for log in searched for c in log["candidates"]]
     assert texts and all("variant" in t for t in texts if not t.startswith("Now I write"))

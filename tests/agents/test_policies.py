@@ -14,6 +14,7 @@ from test_simulate import make_repo
 
 from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
 from retrace.agents.policies import SENTENCE_STOPS, ChatPolicy, PolicyRequest
+from retrace.data.layout import artifact_path
 from retrace.llm import RequestsFailed
 from retrace.repo import analyze_repository, ingest_local_dir
 
@@ -193,7 +194,7 @@ def test_synthesize_with_the_openai_policy_end_to_end(tmp_path):
         run_script("synthesize.py", "--sources", str(root), "--output_dir", str(out), "--policy_backend", "openai",
                    "--policy_base_url", server.base_url, "--policy_model", server.model, "--policy_api_key_env", "",
                    "--policy_concurrency", "2", "--policy_ready_timeout_s", "10", timeout=120)
-    traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
+    traj = json.loads(artifact_path(out, "trajectories", "tiny").read_text())
     texts = [s for s in traj["steps"] if s["kind"] in ("requirements", "think", "report")]
     assert texts and all(s["meta"]["source"] == "openai" and "server's note" in s["content"] for s in texts)
     # the plan and the delegations carry the model's plan descriptions: theirs too
@@ -201,4 +202,4 @@ def test_synthesize_with_the_openai_policy_end_to_end(tmp_path):
                                                                                                         "write")])}
     purposes = len(traj["order"])  # purpose texts are asked too; they go into the plan and delegations
     assert len(server.chat_requests) == len(texts) + purposes + 2  # + the two failed tries
-    assert (out / "documents" / "tiny.jsonl").exists()
+    assert artifact_path(out, "documents", "tiny").exists()

@@ -35,7 +35,7 @@ def table_row(card: Path, split: str) -> list[str]:
 
 
 def test_documents_load_as_json_with_the_segment_schema(synth, tmp_path):
-    ds = datasets.load_dataset("json", data_files=str(synth / "documents" / "*.jsonl"), split="train",
+    ds = datasets.load_dataset("json", data_files=str(synth / "documents" / "*" / "*.jsonl"), split="train",
                                cache_dir=str(tmp_path / "cache"))
     assert ds.num_rows == 1 and set(ds.column_names) >= {"repo", "segments", "meta"}
     row = ds[0]

@@ -19,6 +19,7 @@ from retrace.data.export import (
     export_repository,
     is_done,
 )
+from retrace.data.layout import artifact_path
 from retrace.evaluation.wheel_data import wheel_file
 
 CLEAN = {"calc/ops.py": "def clamp(x, lo, hi):\n    return max(lo, min(hi, x))\n",
@@ -90,9 +91,9 @@ def test_drop_moves_the_repository_out_counts_it_and_a_rerun_agrees(synth, evalu
     assert stats["repos_dropped"] == 1
     assert stats["dropped"] == {"copied-repo": "contaminated: humaneval_solutions (21 n-grams)"}
     for folder in ("documents", "baselines/raw_repos", "trajectories"):
-        assert not (synth / folder / "copied-repo.jsonl").exists()
-        assert (synth / CONTAMINATED / folder / "copied-repo.jsonl").is_file()
-        assert (synth / folder / "clean-repo.jsonl").is_file()
+        assert not artifact_path(synth, folder, "copied-repo").exists()
+        assert artifact_path(synth / CONTAMINATED, folder, "copied-repo").is_file()
+        assert artifact_path(synth, folder, "clean-repo").is_file()
     assert is_done(synth, "train", "copied-repo")  # a resumed run does not synthesize it again
     assert (synth / "decontamination-00001-of-00004.json").is_file()
     assert [r["repo"] for r in load(synth, "documents", tmp_path / "cache")] == ["clean-repo"]
@@ -102,8 +103,8 @@ def test_drop_moves_the_repository_out_counts_it_and_a_rerun_agrees(synth, evalu
 
     # Another setting re-decides: in flag mode nothing is dropped, the repository comes back, flagged.
     flag = decontaminate_export(synth, repos, ExportArguments(decontaminate="flag"), evaluation_sets)
-    assert flag["documents_flagged"] == 2 and not (synth / CONTAMINATED / "documents" / "copied-repo.jsonl").exists()
-    assert read_documents(synth / "documents" / "copied-repo.jsonl")[0].meta["contaminated"] is True
+    assert flag["documents_flagged"] == 2 and not artifact_path(synth / CONTAMINATED, "documents", "copied-repo").exists()
+    assert read_documents(artifact_path(synth, "documents", "copied-repo"))[0].meta["contaminated"] is True
 
 
 def test_a_clean_corpus_drops_nothing(synth, evaluation_sets):

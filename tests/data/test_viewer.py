@@ -22,10 +22,11 @@ import pytest
 from synth_fixture import DROPPED_THINK, HOSTILE_REPO, IMG, PWN, WEIRD_FILE, build_synth_output
 
 from retrace.data import Document
+from retrace.data.layout import artifact_path
 from retrace.data.viewer import write_viewer
 
-PAGE = "train/hostile_repo_co.html"
-HELDOUT_PAGE = "heldout/heldlib.html"
+PAGE = artifact_path("train", "", HOSTILE_REPO, ".html").as_posix()  # train/<xx>/hostile_repo_co-<hash>.html
+HELDOUT_PAGE = artifact_path("heldout", "", "heldlib", ".html").as_posix()
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_hostile_content_renders_as_text(site):
 
 
 def test_segment_flags_come_from_the_document_on_disk(synth, tmp_path):
-    doc_path = synth / "documents" / "hostile_repo_co.jsonl"
+    doc_path = artifact_path(synth, "documents", HOSTILE_REPO)
     doc = Document.from_dict(json.loads(doc_path.read_text(encoding="utf-8")))
     page = (write_viewer(synth, tmp_path / "a").parent / PAGE).read_text(encoding="utf-8")
     shown = [a for t, a in Elements(page).tags if "seg" in (a.get("class") or "").split() and "data-kind" in a]

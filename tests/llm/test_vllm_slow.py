@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from retrace_testing import run_script, write_shapes_repo
 
+from retrace.data.layout import artifact_path
 from retrace.llm import embedded_model_dir, resolve_model_path
 
 pytestmark = pytest.mark.slow
@@ -146,7 +147,7 @@ def test_synthesis_with_every_role_on_a_real_vllm_server(vllm_python, model_dir,
     usage = {role: line.split("usage this run: ", 1)[1] for role in ("policy", "proposer")
              for line in log.splitlines() if f"{role} usage this run: " in line}
     print({"seconds": round(seconds), **usage})
-    traj = json.loads((out / "trajectories" / "tiny.jsonl").read_text())
+    traj = json.loads(artifact_path(out, "trajectories", "tiny").read_text())
     assert traj["meta"]["text_sources"].get("openai", 0) > 0  # the real model's words pass validation
     for step in traj["steps"]:
         if step["kind"] == "write":

@@ -25,7 +25,7 @@ from retrace.data.budget_check import (
     repository_done,
     token_counter,
 )
-from retrace.data.export import artifact_name
+from retrace.data.layout import artifact_files, artifact_path
 from retrace.data.viewer.load import load_repo
 from retrace.data.viewer.page import render_repo_body
 from retrace.repo import analyze_repository, ingest_local_dir
@@ -165,7 +165,7 @@ def test_a_sub_project_reads_what_it_imports_from_other_parts(repo, tmp_path):
     assert trajectory.meta["reads_from_other_parts"] == billing.readable
     assert trajectory.repo == billing.name != "shop" and trajectory.meta["repository"] == "shop"
     # the viewer says which repository the part belongs to and what it reads of the rest
-    page = render_repo_body(load_repo(tmp_path, "train", tmp_path / "trajectories" / f"{artifact_name(billing.name)}.jsonl"),
+    page = render_repo_body(load_repo(tmp_path, "train", artifact_path(tmp_path, "trajectories", billing.name)),
                             "../index.html")
     assert "part of</th><td>shop" in page and "<code>catalog/items.py</code>" in page
     plan = next(s for s in trajectory.steps if s.kind == "plan").plan
@@ -280,7 +280,7 @@ def test_a_document_measured_over_the_budget_is_counted_and_not_written(repo, tm
     written = {d.repo for d in read_documents(tmp_path / "documents")} if (tmp_path / "documents").is_dir() else set()
     assert written and written == {p.name for p in decision.parts} - over
     for folder in ("trajectories", "baselines/raw_repos"):  # none of a dropped part's artifacts is written
-        assert len(list((tmp_path / folder).glob("*.jsonl"))) == len(written)
+        assert len(artifact_files(tmp_path / folder)) == len(written)
     assert repository_done(tmp_path, "train", "shop")  # a resumed run does not redo it
     summary = budget_summary(tmp_path, "train")
     assert summary["documents_over_budget"] == len(over) and set(summary["over_budget"]) == over
@@ -315,5 +315,5 @@ def test_a_changed_budget_re_decides_and_leaves_no_stale_parts(repo, tmp_path):
     assert not repository_done(tmp_path, "train", "shop", 10**9)  # a resumed run with another budget redoes it
     simulate_and_export(tmp_path, snapshot, graph, args(10**9))
     for folder in ("documents", "trajectories", "baselines/raw_repos"):
-        assert [p.name for p in (tmp_path / folder).glob("*.jsonl")] == ["shop.jsonl"], folder
+        assert artifact_files(tmp_path / folder) == [artifact_path(tmp_path, folder, "shop")], folder
     assert document_names(tmp_path, "train", ["shop"]) == ["shop"]

@@ -8,10 +8,17 @@ from retrace.data.document import (
     trajectory_to_document,
 )
 from retrace.data.records import Candidate, Definition, Grounding, Plan, PlanEntry, SearchLog
-from retrace.data.trajectory import MAIN_AGENT, STEP_KINDS, Step, Trajectory, read_trajectories
+from retrace.data.trajectory import (
+    MAIN_AGENT,
+    STEP_KINDS,
+    Step,
+    Trajectory,
+    iter_trajectories,
+    read_trajectories,
+)
 
 __all__ = [
     "Candidate", "Definition", "Grounding", "Plan", "PlanEntry", "SearchLog",
     "MAIN_AGENT", "STEP_KINDS", "Document", "Segment", "Step", "Trajectory", "raw_repository_document",
-    "read_documents", "read_trajectories", "trajectory_to_document",
+    "iter_trajectories", "read_documents", "read_trajectories", "trajectory_to_document",
 ]

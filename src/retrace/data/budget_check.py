@@ -9,7 +9,7 @@ counted with its real size in its record and in stats.json. Dropping rather than
 promise a trainer relies on (no document is longer than the budget); a drop means the estimate's
 allowances are too small for the recipe's policy, and the log says so.
 
-The record, `budget/<repo>.json` under the split's folder, holds the decision (parts, skipped files with
+The record, `budget/<xx>/<name>.json` under the split's folder (retrace.data.layout's path), holds the decision (parts, skipped files with
 their reason, estimates) and the measured tokens of every part's documents, per segment kind. It is
 written after the repository's documents, so its presence marks the repository done for a resumed run,
 and stats.json and the dataset card read their token figures from the records, not from one run's memory.
@@ -28,13 +28,15 @@ from typing import Any
 
 from retrace.atomic import write_json
 from retrace.data.document import Document, raw_repository_document, trajectory_to_document
-from retrace.data.export import (
+from retrace.data.export import export_repository
+from retrace.data.layout import (
+    BUDGET_RECORDS,
     CONTAMINATED,
     DOCUMENTS,
     TRAINING_FOLDERS,
     TRAJECTORIES,
-    artifact_name,
-    export_repository,
+    artifact_files,
+    artifact_path,
     split_dir,
 )
 from retrace.data.trajectory import Trajectory
@@ -42,7 +44,6 @@ from retrace.repo.budget import BudgetDecision, TokenCounter, ratio_counter
 
 logger = logging.getLogger(__name__)
 
-BUDGET_RECORDS = "budget"
 # The paper's Figure 2b: mean tokens per document (Llama-3 tokenizer).
 PAPER_MEAN_TOKENS = {"documents": 12_083, "raw_repos": 4_866}
 # Segment kinds grouped as the token shares report them.
@@ -104,7 +105,7 @@ def over_budget(measured: DocumentTokens, budget_tokens: int) -> bool:
 
 
 def record_path(output_dir: str | Path, split: str, repo: str) -> Path:
-    return split_dir(output_dir, split) / BUDGET_RECORDS / f"{artifact_name(repo)}.json"
+    return artifact_path(split_dir(output_dir, split), BUDGET_RECORDS, repo, ".json")
 
 
 def write_record(output_dir: str | Path, split: str, decision: BudgetDecision,
@@ -142,11 +143,11 @@ def _remove_stale_parts(output_dir: str | Path, split: str, decision: BudgetDeci
     previous = read_record(output_dir, split, decision.repo)
     if previous is None:
         return
-    base, kept = split_dir(output_dir, split), {artifact_name(p.name) for p in decision.parts}
-    for name in {artifact_name(p["name"]) for p in previous["parts"]} - kept:
+    base, kept = split_dir(output_dir, split), {p.name for p in decision.parts}
+    for name in {p["name"] for p in previous["parts"]} - kept:
         for folder in (*TRAINING_FOLDERS, TRAJECTORIES):
             for root in (base, base / CONTAMINATED):
-                (root / folder / f"{name}.jsonl").unlink(missing_ok=True)
+                artifact_path(root, folder, name).unlink(missing_ok=True)
 
 
 def read_record(output_dir: str | Path, split: str, repo: str) -> dict[str, Any] | None:
@@ -208,17 +209,18 @@ def _shares(kind_tokens: dict[str, list[int]]) -> dict[str, dict[str, float]]:
 def budget_summary(output_dir: str | Path, split: str, repos: Iterable[str] | None = None) -> dict[str, Any]:
     """stats.json's `documents` block: the budget's decisions and the measured tokens per document.
 
-    From the records on disk (all of the split's when `repos` is None); a part counts as written when its
-    document is in `documents/` (a part decontamination dropped is not a training document any more).
+    From the records on disk (all of the split's when `repos` is None), read one at a time (a run's records
+    are not held at once); a part counts as written when its document is in `documents/` (a part
+    decontamination dropped is not a training document any more).
     """
     base = split_dir(output_dir, split)
     if repos is None:
-        paths = sorted((base / BUDGET_RECORDS).glob("*.json"))
-        records = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+        records: Iterable[dict[str, Any]] = (json.loads(p.read_text(encoding="utf-8"))
+                                             for p in artifact_files(base / BUDGET_RECORDS, ".json"))
     else:
-        records = [r for repo in repos if (r := read_record(output_dir, split, repo)) is not None]
-    if not records:
-        return {}
+        records = (r for repo in repos if (r := read_record(output_dir, split, repo)) is not None)
+    first: dict[str, Any] | None = None
+    repositories = repositories_split = parts = 0
     tokens: dict[str, list[int]] = {"documents": [], "no_search": [], "raw_repos": []}
     kinds: dict[str, list[int]] = {}
     skipped: Counter[str] = Counter()
@@ -228,6 +230,10 @@ def budget_summary(output_dir: str | Path, split: str, repos: Iterable[str] | No
     over: dict[str, int] = {}
     contaminated = 0
     for record in records:
+        first = first or record
+        repositories += 1
+        repositories_split += _is_split(record)
+        parts += len(record["parts"])
         for part in record["skipped"]:
             skipped[part["reason"]] += 1
             files_skipped[part["reason"]] += len(part["paths"])
@@ -239,8 +245,8 @@ def budget_summary(output_dir: str | Path, split: str, repos: Iterable[str] | No
             if m["over_budget"]:
                 over[part["name"]] = max(m["documents"], m["no_search"] or 0)
                 continue
-            if not (base / DOCUMENTS / f"{artifact_name(part['name'])}.jsonl").is_file():
-                contaminated += (base / CONTAMINATED / DOCUMENTS / f"{artifact_name(part['name'])}.jsonl").is_file()
+            if not artifact_path(base, DOCUMENTS, part["name"]).is_file():
+                contaminated += artifact_path(base / CONTAMINATED, DOCUMENTS, part["name"]).is_file()
                 continue
             for key in tokens:
                 if m.get(key) is not None:
@@ -252,11 +258,13 @@ def budget_summary(output_dir: str | Path, split: str, repos: Iterable[str] | No
             if part["estimated_tokens"]:
                 estimated += part["estimated_tokens"]
                 measured_total += m["documents"]
+    if first is None:
+        return {}
     distributions = {key: _distribution(values) for key, values in tokens.items() if values}
     summary: dict[str, Any] = {
-        "budget_tokens": records[0]["budget_tokens"], "counted_with": records[0]["counted_with"],
-        "repositories": len(records), "repositories_split": sum(_is_split(r) for r in records),
-        "parts": sum(len(r["parts"]) for r in records), "documents_written": len(tokens["documents"]),
+        "budget_tokens": first["budget_tokens"], "counted_with": first["counted_with"],
+        "repositories": repositories, "repositories_split": repositories_split,
+        "parts": parts, "documents_written": len(tokens["documents"]),
         "documents_over_budget": len(over), "over_budget": dict(sorted(over.items())),
         "documents_contaminated": contaminated,
         "parts_skipped": dict(sorted(skipped.items())), "files_skipped": dict(sorted(files_skipped.items())),

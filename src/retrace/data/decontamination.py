@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from retrace.data.layout import artifact_files
+
 DEFAULT_NGRAM = 13
 DEFAULT_MIN_TOKENS = 8
 NORMALISATION = "NFKC, lower case, word tokens \\w+ (punctuation and whitespace separate tokens)"
@@ -231,7 +233,8 @@ def overlap_report(evaluation_texts: EvaluationTexts, documents: Iterable[tuple[
 
 
 def iter_training_texts(path: str | Path) -> Iterator[tuple[str, str]]:
-    """`(document_id, text)` from a `.jsonl` file or every `*.jsonl` under a directory, one line at a time.
+    """`(document_id, text)` from a `.jsonl` file or every `*.jsonl` of an artifact folder (retrace.data.layout's
+    hashed subfolders or flat), one line at a time.
 
     A line is a retrace document (`{repo, segments}`: all segments, trained or not, since the model reads
     them all) or any record with a `text` field (raw-text mixtures). Other lines are a ValueError naming
@@ -240,7 +243,7 @@ def iter_training_texts(path: str | Path) -> Iterator[tuple[str, str]]:
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"training documents not found: {path}")
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    files = artifact_files(path) if path.is_dir() else [path]
     for file in files:
         with open(file, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):

@@ -8,11 +8,11 @@ Each segment also names its `kind`, so evaluation can find the written code (`ki
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrace.data.layout import artifact_files, iter_jsonl
 from retrace.data.trajectory import MAIN_AGENT, Trajectory
 
 
@@ -98,11 +98,7 @@ def raw_repository_document(traj: Trajectory, files: dict[str, str]) -> Document
 
 
 def read_documents(path: str | Path) -> list[Document]:
-    """Documents from a `.jsonl` file or every `*.jsonl` in a directory, in file order."""
+    """Documents from a `.jsonl` file or every `*.jsonl` of an artifact folder (retrace.data.layout), in file order."""
     path = Path(path)
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    docs: list[Document] = []
-    for file in files:
-        with open(file, encoding="utf-8") as handle:
-            docs.extend(Document.from_dict(json.loads(line)) for line in handle if line.strip())
-    return docs
+    files = artifact_files(path) if path.is_dir() else [path]
+    return [Document.from_dict(record) for _, _, record in iter_jsonl(files)]

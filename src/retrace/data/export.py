@@ -1,10 +1,11 @@
 """Write the synthesis artifacts: one trajectory file and one document file per repository.
 
-Layout under an output directory (docs/formats.md):
-  trajectories/<repo>.jsonl      the trajectory (one JSON object)
-  documents/<repo>.jsonl         the flattened training document, observations not trained
-  baselines/raw_repos/<repo>.jsonl  the Raw-Repos baseline from the same files and order
-  baselines/no_search/<repo>.jsonl  the trajectory document before reasoning search (when refine ran)
+Layout under an output directory (docs/formats.md; `<xx>/<name>` is retrace.data.layout's hashed path):
+  trajectories/<xx>/<name>.jsonl         the trajectory (one JSON object)
+  documents/<xx>/<name>.jsonl            the flattened training document, observations not trained
+  baselines/raw_repos/<xx>/<name>.jsonl  the Raw-Repos baseline from the same files and order
+  baselines/no_search/<xx>/<name>.jsonl  the trajectory document before reasoning search (when refine ran)
+  data/<config>/<split>-00000-of-0000N.parquet  the finish step's Parquet shards (parquet_shard_mb > 0)
 Held-out repositories get the same tree under `heldout/`. Every file is written atomically, so a
 killed run leaves whole files only and a re-run can skip repositories already written.
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,15 +26,21 @@ from typing import Any
 
 from retrace.atomic import write_json, write_jsonl
 from retrace.data.document import raw_repository_document, trajectory_to_document
+from retrace.data.layout import (  # noqa: F401  (re-exported: the folder names callers know from here)
+    CONTAMINATED,
+    DOCUMENTS,
+    HELDOUT,
+    NO_SEARCH_BASELINE,
+    RAW_BASELINE,
+    TRAINING_FOLDERS,
+    TRAJECTORIES,
+    artifact_name,
+    artifact_path,
+    live_or_quarantined,
+    split_dir,
+)
 from retrace.data.trajectory import Trajectory
 
-TRAJECTORIES = "trajectories"
-DOCUMENTS = "documents"
-RAW_BASELINE = "baselines/raw_repos"
-NO_SEARCH_BASELINE = "baselines/no_search"
-HELDOUT = "heldout"
-CONTAMINATED = "contaminated"
-TRAINING_FOLDERS = (DOCUMENTS, RAW_BASELINE, NO_SEARCH_BASELINE)  # what decontamination scans
 DECONTAMINATION_MODES = ("off", "flag", "drop")
 
 
@@ -51,6 +57,17 @@ class ExportArguments:
         "help": "Tokenizer (path or hub id) for token counts per segment kind in the dataset card; none: chars only."})
     viewer: bool = field(default=True, metadata={
         "help": "Also write the static HTML trajectory viewer under <output_dir>/viewer/."})
+    viewer_max_repositories: int = field(default=1000, metadata={
+        "help": "The viewer shows at most this many repositories, a sample stable across runs (by a hash of "
+                "each name); 0: all of them."})
+    parquet_shard_mb: float = field(default=0.0, metadata={
+        "help": "Pack each artifact into Parquet shards of about this many MB of JSON under <output_dir>/data/ "
+                "(the dataset card then points at them; 500 suits the Hub); 0: don't pack."})
+    push_to_hub: str | None = field(default=None, metadata={
+        "help": "After packing, upload the Parquet shards and the card to this Hub dataset (user/name); "
+                "needs parquet_shard_mb > 0 and a Hub token."})
+    hub_private: bool = field(default=True, metadata={
+        "help": "Create the push_to_hub dataset private (an existing repository keeps its visibility)."})
     decontaminate: str = field(default="off", metadata={
         "help": "n-gram overlap with the evaluation sets: off, flag (mark documents' meta) or drop (move "
                 "contaminated repositories to contaminated/)", "choices": list(DECONTAMINATION_MODES)})
@@ -61,6 +78,12 @@ class ExportArguments:
         "help": "evaluation sets to check (retrace.evaluation.decontamination.EVALUATION_SETS; empty: all)"})
 
     def __post_init__(self) -> None:
+        if self.viewer_max_repositories < 0:
+            raise ValueError(f"key 'viewer_max_repositories' must be 0 (all) or more, got {self.viewer_max_repositories}")
+        if self.parquet_shard_mb < 0:
+            raise ValueError(f"key 'parquet_shard_mb' must be 0 (don't pack) or more, got {self.parquet_shard_mb}")
+        if self.push_to_hub and not self.parquet_shard_mb:
+            raise ValueError("key 'push_to_hub' uploads the packed dataset: set parquet_shard_mb (e.g. 500) too")
         if self.decontaminate not in DECONTAMINATION_MODES:
             raise ValueError(f"key 'decontaminate': expected one of {list(DECONTAMINATION_MODES)}, "
                              f"got {self.decontaminate!r}")
@@ -71,22 +94,12 @@ class ExportArguments:
                              f"got {self.decontamination_min_tokens}")
 
 
-def artifact_name(repo: str) -> str:
-    """A file name for a repository: safe characters only, stable."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", repo).strip("._") or "repo"
-
-
-def split_dir(output_dir: str | Path, split: str) -> Path:
-    return Path(output_dir) / HELDOUT if split == HELDOUT else Path(output_dir)
-
-
 def is_done(output_dir: str | Path, split: str, repo: str) -> bool:
     """True when this repository's last artifact (its document) exists: earlier ones were written first.
 
     A repository that decontamination dropped (its document under `contaminated/`) is done too.
     """
-    base, name = split_dir(output_dir, split), f"{artifact_name(repo)}.jsonl"
-    return (base / DOCUMENTS / name).is_file() or (base / CONTAMINATED / DOCUMENTS / name).is_file()
+    return live_or_quarantined(split_dir(output_dir, split), DOCUMENTS, repo) is not None
 
 
 def export_repository(output_dir: str | Path, split: str, traj: Trajectory, files: dict[str, str],
@@ -98,33 +111,46 @@ def export_repository(output_dir: str | Path, split: str, traj: Trajectory, file
     repository done.
     """
     base = split_dir(output_dir, split)
-    name = artifact_name(traj.repo)
-    write_jsonl(base / TRAJECTORIES / f"{name}.jsonl", [traj.to_dict()])
+    write_jsonl(artifact_path(base, TRAJECTORIES, traj.repo), [traj.to_dict()])
     sizes = {}
     if no_search is not None:
-        write_jsonl(base / NO_SEARCH_BASELINE / f"{name}.jsonl", [trajectory_to_document(no_search).to_dict()])
+        write_jsonl(artifact_path(base, NO_SEARCH_BASELINE, traj.repo), [trajectory_to_document(no_search).to_dict()])
     if raw_baseline:
         raw = raw_repository_document(traj, files)
-        write_jsonl(base / RAW_BASELINE / f"{name}.jsonl", [raw.to_dict()])
+        write_jsonl(artifact_path(base, RAW_BASELINE, traj.repo), [raw.to_dict()])
         sizes["raw_chars"] = len(raw.text)
     doc = trajectory_to_document(traj)
-    write_jsonl(base / DOCUMENTS / f"{name}.jsonl", [doc.to_dict()])
+    write_jsonl(artifact_path(base, DOCUMENTS, traj.repo), [doc.to_dict()])
     sizes["document_chars"] = len(doc.text)
     sizes["trained_chars"] = sum(len(s.text) for s in doc.segments if s.train)
     return sizes
 
 
-def finish_export(output_dir: str | Path, tokenizer: str | None = None, viewer: bool = False) -> Path:
-    """After a run's repositories are written: the dataset card (and, if asked, the HTML viewer).
+def finish_export(output_dir: str | Path, tokenizer: str | None = None, viewer: bool = False, *,
+                  viewer_max_repositories: int = 1000, parquet_shard_mb: float = 0.0,
+                  push_to_hub: str | None = None, hub_private: bool = True) -> Path:
+    """Once every repository is written: Parquet shards (if asked), the dataset card, the viewer, the upload.
 
-    Both are computed from the artifacts on disk, so calling this again after more shards finish
-    (or after a resumed run) brings them up to date. Returns the card's path.
+    All are computed from the artifacts on disk, so calling this again after more shards finish (or
+    after a resumed run) brings them up to date; run it once per output directory, not once per
+    worker. `parquet_shard_mb` 0 leaves the per-repository JSONL files as the card's data; `push_to_hub`
+    (a Hub dataset id) needs packing. Returns the card's path.
     """
     from retrace.data.card import write_dataset_card  # card reads this module's layout: import late
-    card = write_dataset_card(output_dir, tokenizer)
+
+    packed = None
+    if parquet_shard_mb:
+        from retrace.data.pack import pack_artifacts
+        packed = pack_artifacts(output_dir, parquet_shard_mb)
+    elif push_to_hub:
+        raise ValueError("push_to_hub uploads the packed dataset: set parquet_shard_mb (e.g. 500) too")
+    card = write_dataset_card(output_dir, tokenizer, packed=packed)
     if viewer:
         from retrace.data.viewer import write_viewer
-        write_viewer(output_dir)
+        write_viewer(output_dir, max_repositories=viewer_max_repositories)
+    if push_to_hub:
+        from retrace.data.hub import push_dataset_to_hub
+        push_dataset_to_hub(output_dir, push_to_hub, private=hub_private)
     return card
 
 
@@ -167,10 +193,8 @@ def decontaminate_export(output_dir: str | Path, repos: Sequence[str], args: Exp
     by_set: Counter[str] = Counter()
     scanned = flagged = 0
     for repo in tqdm(repos, desc="decontamination", unit="repo"):
-        name = f"{artifact_name(repo)}.jsonl"
-        found = {folder: live if live.is_file() else quarantine / folder / name
-                 for folder in (*TRAINING_FOLDERS, TRAJECTORIES)
-                 if (live := base / folder / name).is_file() or (quarantine / folder / name).is_file()}
+        found = {folder: path for folder in (*TRAINING_FOLDERS, TRAJECTORIES)
+                 if (path := live_or_quarantined(base, folder, repo)) is not None}
         documents = {folder: path for folder, path in found.items() if folder != TRAJECTORIES}
         if not documents:
             continue
@@ -194,7 +218,7 @@ def decontaminate_export(output_dir: str | Path, repos: Sequence[str], args: Exp
             union.setdefault(item.set_name, Counter())[item.item_id] += 1
         drop = args.decontaminate == "drop" and bool(union)
         for folder, path in found.items():  # move to where the verdict says the repository belongs
-            target = (quarantine if drop else base) / folder / name
+            target = artifact_path(quarantine if drop else base, folder, repo)
             if path != target:
                 _move(path, target)
         if union:

@@ -8,21 +8,20 @@ memory. What depends on the run itself (tokens generated, repositories resumed) 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from retrace.data.document import Document
-from retrace.data.export import DOCUMENTS, RAW_BASELINE, TRAJECTORIES, artifact_name, split_dir
-
-
-def _read_one(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as handle:
-        line = handle.readline()
-    return json.loads(line) if line.strip() else None
+from retrace.data.layout import (
+    CONTAMINATED,
+    DOCUMENTS,
+    RAW_BASELINE,
+    TRAJECTORIES,
+    artifact_path,
+    read_first_record,
+    split_dir,
+)
 
 
 def split_artifact_stats(output_dir: str | Path, split: str, repos: list[str]) -> dict[str, Any]:
@@ -31,11 +30,10 @@ def split_artifact_stats(output_dir: str | Path, split: str, repos: list[str]) -
     totals: Counter[str] = Counter()
     text_sources: Counter[str] = Counter()
     for repo in repos:
-        name = artifact_name(repo)
-        traj = _read_one(base / TRAJECTORIES / f"{name}.jsonl")
-        doc = _read_one(base / DOCUMENTS / f"{name}.jsonl")
+        traj = read_first_record(artifact_path(base, TRAJECTORIES, repo))
+        doc = read_first_record(artifact_path(base, DOCUMENTS, repo))
         if traj is None or doc is None:
-            dropped = (base / "contaminated" / DOCUMENTS / f"{name}.jsonl").is_file()
+            dropped = artifact_path(base / CONTAMINATED, DOCUMENTS, repo).is_file()
             totals["repos_dropped_contaminated" if dropped else "repos_missing"] += 1
             continue
         totals["repos_written"] += 1
@@ -46,7 +44,7 @@ def split_artifact_stats(output_dir: str | Path, split: str, repos: list[str]) -
         document = Document.from_dict(doc)
         totals["document_chars"] += len(document.text)
         totals["trained_chars"] += sum(len(s.text) for s in document.segments if s.train)
-        raw = _read_one(base / RAW_BASELINE / f"{name}.jsonl")
+        raw = read_first_record(artifact_path(base, RAW_BASELINE, repo))
         if raw is not None:
             totals["raw_chars"] += len(Document.from_dict(raw).text)
     return {**dict(sorted(totals.items())), "text_sources": dict(sorted(text_sources.items()))}

@@ -1,17 +1,18 @@
 """The trajectory artifact: what the simulated agents did, step by step, for one repository.
 
-`<output_dir>/trajectories/<repo>.jsonl` holds one JSON object per repository (see docs/formats.md).
+`<output_dir>/trajectories/<xx>/<name>.jsonl` holds one JSON object per repository (see docs/formats.md).
 Steps are flat; `agent` is "main" or the path of the file the sub-agent owns, which is enough to
 recover the nesting (main agent delegates, sub-agent works, sub-agent reports back).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrace.data.layout import artifact_files, iter_jsonl
 from retrace.data.records import Grounding, Plan, SearchLog
 
 MAIN_AGENT = "main"
@@ -74,9 +75,13 @@ class Trajectory:
 
 
 def read_trajectories(directory: str | Path) -> list[Trajectory]:
-    """All trajectories under `directory` (`*.jsonl`, one object per line), sorted by repository name."""
-    found: list[Trajectory] = []
-    for path in sorted(Path(directory).glob("*.jsonl")):
-        with open(path, encoding="utf-8") as handle:
-            found.extend(Trajectory.from_dict(json.loads(line)) for line in handle if line.strip())
+    """All trajectories of an artifact folder (retrace.data.layout's files, one object per line), sorted by
+    repository name."""
+    found = [Trajectory.from_dict(record) for _, _, record in iter_jsonl(artifact_files(directory))]
     return sorted(found, key=lambda t: t.repo)
+
+
+def iter_trajectories(directory: str | Path) -> Iterator[Trajectory]:
+    """The trajectories of an artifact folder one at a time, in file-name order: for passes over a large run."""
+    for _, _, record in iter_jsonl(artifact_files(directory)):
+        yield Trajectory.from_dict(record)

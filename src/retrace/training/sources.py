@@ -7,8 +7,9 @@ converted from MDS) skips tokenisation: every id is trained, BOS/EOS are added l
 
 Which reader is used:
 - `path` with no `text_field` / `input_ids_field`: exported documents (`*.jsonl` written by
-  synthesize.py), read through `retrace.data` so the artifact format is checked row by row; a
-  `*.parquet` table with a `segments` column is read the same way through `datasets`.
+  synthesize.py, flat or under the export's hashed subfolders), read through `retrace.data` so the artifact format is checked row by row; a
+  `*.parquet` table with a `segments` column (the finish step's `data/documents/`) is read the same way
+  through `datasets`.
 - `path` with a field: `datasets.load_dataset("json" | "parquet", data_files=...)`.
 - `dataset`: `datasets.load_dataset(dataset, subset, split=..., revision=...)`, only on a machine that is
   online (or has the dataset in its hub cache); tests never use it.
@@ -26,6 +27,7 @@ from pathlib import Path
 from datasets import Dataset, load_dataset
 
 from retrace.data import Document
+from retrace.data.layout import artifact_files
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,8 @@ def source_files(spec: SourceSpec) -> list[Path]:
         suffixes.add(".parquet")
     files: list[Path] = []
     for path in _paths(spec):
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in suffixes and p.is_file()))
+        if path.is_dir():  # flat, or an export's hashed subfolders (retrace.data.layout)
+            files.extend(artifact_files(path, sorted(suffixes)))
         else:
             files.append(path)
     return files

@@ -10,13 +10,19 @@ flattening, so a stale or hand-edited document is visible rather than silently m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from retrace.data.document import Document, Segment, trajectory_to_document
-from retrace.data.export import DOCUMENTS, RAW_BASELINE, TRAJECTORIES, split_dir
+from retrace.data.layout import (
+    DOCUMENTS,
+    RAW_BASELINE,
+    TRAJECTORIES,
+    artifact_files,
+    artifact_path,
+    read_first_record,
+    split_dir,
+)
 from retrace.data.trajectory import Step, Trajectory
 
 SPLITS = ("train", "heldout")
@@ -37,6 +43,7 @@ class RepoView:
 
     split: str
     name: str                     # the artifact file stem, also the page's file name
+    page: str                     # the page's path under the viewer folder, `<split>/<xx>/<name>.html`
     trajectory: Trajectory
     steps: list[StepView]
     document_chars: int
@@ -48,14 +55,6 @@ class RepoView:
     @property
     def trained_share(self) -> float:
         return self.trained_chars / self.document_chars if self.document_chars else 0.0
-
-
-def _read_first(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as handle:
-        line = handle.readline()
-    return json.loads(line) if line.strip() else None
 
 
 def _step_segments(traj: Trajectory, step: Step) -> list[Segment]:
@@ -88,27 +87,34 @@ def align_steps(traj: Trajectory, document: Document | None) -> tuple[list[StepV
 def load_repo(output_dir: str | Path, split: str, traj_path: Path) -> RepoView:
     """One repository of one split: trajectory, aligned segments and sizes."""
     base = split_dir(output_dir, split)
-    traj_data = _read_first(traj_path)
+    traj_data = read_first_record(traj_path)
     if traj_data is None:
         raise ValueError(f"{traj_path}: empty trajectory file")
     traj = Trajectory.from_dict(traj_data)
-    doc_data = _read_first(base / DOCUMENTS / traj_path.name)
+    doc_data = read_first_record(_beside(traj_path, base, DOCUMENTS, traj.repo))
     document = Document.from_dict(doc_data) if doc_data else None
     steps, mismatch = align_steps(traj, document)
     segments = document.segments if document and not mismatch else [s for v in steps for s in v.segments]
     kind_chars: dict[str, list[int]] = {}
     for seg in segments:
         kind_chars.setdefault(seg.kind, [0, 0])[0 if seg.train else 1] += len(seg.text)
-    raw = _read_first(base / RAW_BASELINE / traj_path.name)
+    raw = read_first_record(_beside(traj_path, base, RAW_BASELINE, traj.repo))
+    page = artifact_path(split, "", traj.repo, ".html").as_posix()
     return RepoView(
-        split=split, name=traj_path.stem, trajectory=traj, steps=steps,
+        split=split, name=traj_path.stem, page=page, trajectory=traj, steps=steps,
         document_chars=sum(len(s.text) for s in segments),
         trained_chars=sum(len(s.text) for s in segments if s.train),
         raw_chars=len(Document.from_dict(raw).text) if raw else None,
         mismatch=mismatch, kind_chars=dict(sorted(kind_chars.items())))
 
 
+def _beside(traj_path: Path, base: Path, folder: str, repo: str) -> Path:
+    """The repository's artifact of `folder`: at the layout's path, or flat beside a flat trajectory (older runs)."""
+    path = artifact_path(base, folder, repo)
+    flat = base / folder / traj_path.name
+    return flat if traj_path.parent == base / TRAJECTORIES and not path.is_file() else path
+
+
 def trajectory_files(output_dir: str | Path, split: str) -> list[Path]:
     """The trajectory files of a split, sorted by name (a missing split has none)."""
-    directory = split_dir(output_dir, split) / TRAJECTORIES
-    return sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+    return artifact_files(split_dir(output_dir, split) / TRAJECTORIES)

@@ -4,19 +4,28 @@ Pages are self-contained (the CSS and script are inlined from the package's temp
 is fetched), so the folder can be copied anywhere and opened from disk. Each page is written
 atomically; a repository is read, rendered and released before the next, so memory stays at one
 repository whatever the size of the run.
+
+A run of 300k repositories is not read page by page: the viewer shows a sample of at most
+`max_repositories` (the recipe's `viewer_max_repositories`), the ones whose `split/file name` has the
+smallest SHA-256, so the same repositories are shown on every run and a repository once shown stays
+shown until ones with smaller hashes arrive. Pages sit under the artifacts' hashed subfolders
+(`<split>/<xx>/<name>.html`), and pages of repositories no longer in the sample are removed.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import json
 import re
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from retrace.atomic import write_text
+from retrace.data.layout import artifact_files
 from retrace.data.viewer.load import SPLITS, RepoView, load_repo, trajectory_files
 from retrace.data.viewer.page import LEGEND, badge, esc, render_repo_body
 
@@ -43,7 +52,7 @@ def page(title: str, body: str) -> str:
 def index_row(repo: RepoView) -> str:
     traj = repo.trajectory
     sources = " ".join(badge(f"{k} {v}", "src") for k, v in sorted((traj.meta.get("text_sources") or {}).items()))
-    href = f"{repo.split}/{repo.name}.html"
+    href = repo.page
     status = badge("document differs", "fallback", repo.mismatch) if repo.mismatch else ""
     cycles = len(traj.meta.get("cycles") or [])
     return (f'<tr><td>{esc(repo.split)}</td><td><a href="{esc(href)}">{esc(traj.repo)}</a> {status}</td>'
@@ -71,27 +80,62 @@ def run_summary(output_dir: Path) -> str:
     return "".join(f"<p class=muted>{line}</p>" for line in lines)
 
 
-def render_index(output_dir: Path, rows: list[str]) -> str:
+def render_index(output_dir: Path, rows: list[str], total: int | None = None) -> str:
     table = ('<table class="index" id="repos"><thead><tr><th>split</th><th>repository</th><th>source</th>'
              "<th>files</th><th>steps</th><th>document chars</th><th>Raw-Repos chars</th><th>trained share</th>"
              f"<th>cycles</th><th>text sources</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
     empty = "" if rows else '<p class="warning">No trajectories found under this directory.</p>'
+    total = len(rows) if total is None else total
+    sample = (f"<p class=muted>A sample of {len(rows):,} of {total:,} repositories, chosen by a stable hash of "
+              "their names (viewer_max_repositories).</p>" if total > len(rows) else "")
     return (f"<header><h1>retrace trajectories</h1><p class=muted>{esc(output_dir)}</p>{run_summary(output_dir)}"
-            f'{LEGEND}<p><input type="search" id="filter" placeholder="filter repositories"></p></header>'
+            f'{sample}{LEGEND}<p><input type="search" id="filter" placeholder="filter repositories"></p></header>'
             f"{empty}{table}")
 
 
-def write_viewer(output_dir: str | Path, out_dir: str | Path | None = None) -> Path:
-    """Render every repository of both splits under `out_dir` (default `<output_dir>/viewer`); the index path."""
+def _sample_key(split: str, traj_path: Path) -> str:
+    return hashlib.sha256(f"{split}/{traj_path.name}".encode()).hexdigest()
+
+
+def sample_trajectories(output_dir: str | Path, max_repositories: int | None) -> tuple[list[tuple[str, Path]], int]:
+    """The `(split, trajectory file)` pairs the viewer shows, in split then file-name order, and how many exist.
+
+    At most `max_repositories` (None or 0: all): those with the smallest hash (see the module docstring),
+    chosen while streaming the file names, so memory holds the sample, not the run.
+    """
+    total = 0
+
+    def every() -> Iterator[tuple[str, int, Path]]:
+        nonlocal total
+        for rank, split in enumerate(SPLITS):
+            for traj_path in trajectory_files(output_dir, split):
+                total += 1
+                yield split, rank, traj_path
+
+    if max_repositories:
+        chosen = heapq.nsmallest(max_repositories, every(), key=lambda item: _sample_key(item[0], item[2]))
+    else:
+        chosen = list(every())
+    chosen.sort(key=lambda item: (item[1], item[2].name))
+    return [(split, path) for split, _, path in chosen], total
+
+
+def write_viewer(output_dir: str | Path, out_dir: str | Path | None = None, max_repositories: int | None = None) -> Path:
+    """Render a sample of at most `max_repositories` repositories of both splits (None or 0: every one) under
+    `out_dir` (default `<output_dir>/viewer`); the index path."""
     output_dir = Path(output_dir)
     out = Path(out_dir) if out_dir is not None else output_dir / "viewer"
-    rows = []
-    for split in SPLITS:
-        for traj_path in trajectory_files(output_dir, split):
-            repo = load_repo(output_dir, split, traj_path)
-            body = render_repo_body(repo, f"../{INDEX}")
-            write_text(out / split / f"{repo.name}.html", page(f"{repo.trajectory.repo} - retrace", body))
-            rows.append(index_row(repo))
+    rows, written = [], set()
+    chosen, total = sample_trajectories(output_dir, max_repositories)
+    for split, traj_path in chosen:
+        repo = load_repo(output_dir, split, traj_path)
+        body = render_repo_body(repo, "../" * repo.page.count("/") + INDEX)
+        write_text(out / repo.page, page(f"{repo.trajectory.repo} - retrace", body))
+        written.add(out / repo.page)
+        rows.append(index_row(repo))
+    for split in SPLITS:  # pages of repositories no longer shown (another sample, a removed repository)
+        for stale in set(artifact_files(out / split, ".html")) - written:
+            stale.unlink()
     index = out / INDEX
-    write_text(index, page("retrace trajectories", render_index(output_dir, rows)))
+    write_text(index, page("retrace trajectories", render_index(output_dir, rows, total)))
     return index
