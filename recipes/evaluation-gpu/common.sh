@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the GPU evaluation recipes in this folder (sourced, not run).
 #
 # MODELS: space-separated `name=path` pairs, the same names as evaluate.py's --models, e.g.
