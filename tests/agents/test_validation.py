@@ -82,6 +82,10 @@ def test_grounded_replies_that_use_the_files_names_and_facts_pass(kind, text):
     'Here\'s a possible response to the above question: "I read types.py first for its StartResponse protocol.',
     # the chat's framing reported (SmolLM2's commander index.js, 2026-12-03)
     'The user has mentioned "I read types.py before" for the StartResponse protocol.',
+    # the user's file, and the system prompt's words on style said back (SmolLM2's commander lib/argument.js
+    # and lib/help.js, 2026-12-03)
+    "To write types.py, I will take a look at your types.py and build StartResponse from it.",
+    "To write types.py, I will first document myself in plain English. StartResponse is a Protocol.",
 ])
 def test_restated_instructions_are_caught_fuzzily(text):
     assert review(text).reason == "restates_prompt"

@@ -75,13 +75,18 @@ _CHAT_VOICE = re.compile(
     r"^\W*(?:you|you're|you'll|your|sure)\b|\byou (?:need|have|must|should) to\b|"
     r"^\W*here(?:'s| is) (?:a |an |the |my )?(?:possible |short |rewritten )?(?:response|answer|reply|reasoning)\b|"
     r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
-    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note)\b", re.I)
+    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note)\b|"
+    # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
+    r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
+# the system prompt's words about how to write, said back ("I will first document myself in plain English")
+_STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code blocks?\b", re.I)
 
 
 def speaks_as_the_chat(text: str) -> bool:
-    """Whether the first sentence of `text` is in the prompt's voice (second person, the chat's framing)."""
+    """Whether the first sentence of `text` is in the prompt's voice (second person, the chat's framing), or
+    the text repeats the system prompt's words on how to write."""
     first = sentences(text.strip())
-    return bool(first) and bool(_CHAT_VOICE.search(first[0]))
+    return bool(first) and bool(_CHAT_VOICE.search(first[0])) or bool(_STYLE_TALK.search(text))
 
 
 def sentences(text: str) -> list[str]:
