@@ -9,6 +9,7 @@ from pathlib import Path
 from retrace_testing import run_script
 
 from retrace.data import read_documents, read_trajectories
+from retrace.data.layout import artifact_files
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -30,7 +31,7 @@ def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     stats = json.loads((synth / "stats.json").read_text())
     train, heldout = stats["splits"]["train"]["documents"], stats["splits"]["heldout"]["documents"]
     assert (train["repositories"], heldout["repositories"]) == (2, 1)
-    documents = sorted(p.name for p in (synth / "documents").glob("*.jsonl"))
+    documents = sorted(p.name for p in artifact_files(synth / "documents"))
     assert train["repositories_split"] == 2 and train["documents_written"] == len(documents) > 2
     # the budget holds on the real token counts of every corpus (the recipe's tokenizer counts them)
     for split in (train, heldout):
@@ -46,7 +47,7 @@ def test_synthesize_train_evaluate(tmp_path, tiny_llama_dir):
     # the scorer's cost is measured while searching and kept: every sub-project was refined by this run
     assert refine_stats["cost_repositories"] == len(documents) and refine_stats["seconds"] > 0
     assert refine_stats["tokens_forwarded"] >= refine_stats["unique_tokens"] > 0
-    assert sorted(p.name for p in (synth / "baselines" / "no_search").glob("*.jsonl")) == documents
+    assert sorted(p.name for p in artifact_files(synth / "baselines" / "no_search")) == documents
 
     # every written file is the real file, and it is trained on; observations are not
     for traj in read_trajectories(synth / "trajectories"):

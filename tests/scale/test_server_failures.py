@@ -15,6 +15,9 @@ from pathlib import Path
 
 from openai_server import FakeChatServer, grounded_reply
 from retrace_testing import ROOT, run_script, write_shapes_repo
+from scale_corpus import repository_artifacts
+
+from retrace.data.layout import artifact_path
 
 
 def write_tally_repo(root: Path) -> Path:
@@ -46,7 +49,7 @@ def test_a_failing_server_leaves_its_batches_unwritten_and_stops_the_run(tmp_pat
         assert result.returncode != 0
         assert "2 repositories are not written" in result.stderr and server.base_url in result.stderr
         assert result.stderr.count("is not written:") == 4  # each batch, then its second try, logged
-        assert not list(out.glob("**/*.jsonl"))  # nothing written, so nothing is marked done
+        assert not repository_artifacts(out)  # nothing written, so nothing is marked done
 
         # past the threshold the run stops at once (here at the second failed batch)
         stopped = synthesize(*synthesize_args(server, sources, tmp_path / "out2", "--max_failed_batches", "1"))
@@ -55,7 +58,7 @@ def test_a_failing_server_leaves_its_batches_unwritten_and_stops_the_run(tmp_pat
         server.faults.clear()  # the server is back: a re-run does what is missing, all with the model's text
         run_script(*synthesize_args(server, sources, out))
     for name in ("shapes", "tally"):
-        trajectory = json.loads((out / "trajectories" / f"{name}.jsonl").read_text())
+        trajectory = json.loads(artifact_path(out, "trajectories", name).read_text())
         counts = trajectory["meta"]["text_sources"]
         assert counts.get("openai", 0) > 0 and not any("request_failed" in key for key in counts)
-        assert (out / "documents" / f"{name}.jsonl").is_file()
+        assert artifact_path(out, "documents", name).is_file()

@@ -1,9 +1,10 @@
-"""Fan-out of repository work: shards across machines, worker processes within one.
+"""Fan-out of repository work: shards across machines, worker processes within one, or a Ray cluster.
 
 `shard_of` assigns a repository to a shard by a stable hash of its name, so any launcher (a SLURM
 array, a loop over `--shard_index`) splits the same input the same way whatever the input order, and
 each shard writes only its own repositories. `analyze_in_workers` runs the model-free analysis in a
 process pool; results come back in input order, so output does not depend on the number of workers.
+`ScaleArguments` holds the recipe keys of both executors (`local`, `ray`; retrace.synthesis runs them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from retrace.repo.snapshot import RepoSnapshot
 
 T = TypeVar("T")
 
+EXECUTORS = ("local", "ray")
+FINISH_MODES = ("auto", "only", "skip")
+
 
 @dataclass
 class ScaleArguments:
@@ -34,6 +38,29 @@ class ScaleArguments:
     max_failed_batches: int = field(default=3, metadata={
         "help": "A batch whose model requests failed for good (a server's retries spent) is not written and is "
                 "tried once more after the others; past this many such failures the run stops, naming the server."})
+    executor: str = field(default="local", metadata={
+        "help": "Who runs the batches: local (this process, `num_workers` analysis processes) or ray (Ray Data: "
+                "analysis in CPU tasks streaming ahead of a pool of model workers; docs/scale.md).",
+        "choices": list(EXECUTORS)})
+    finish: str = field(default="auto", metadata={
+        "help": "The finish step (stats.json, refine statistics, the dataset card, the viewer, built once from "
+                "every shard's output): auto (at the end of a one-shard run; on a sharded run, by the shard that "
+                "finds every shard's stats file complete), only (no synthesis: just the finish step), skip.",
+        "choices": list(FINISH_MODES)})
+    request_cache: bool = field(default=True, metadata={
+        "help": "Keep model replies under <output_dir>/cache/requests, keyed by the request, so a retried or "
+                "resumed batch does not pay for the replies it already got."})
+    ray_address: str = field(default="", metadata={
+        "help": "executor ray: the cluster to join (e.g. auto, or ray://host:10001); empty: start a local one."})
+    ray_num_cpus: int = field(default=0, metadata={
+        "help": "executor ray, local cluster: CPUs it may use (0: all of this machine's)."})
+    ray_model_workers: int = field(default=1, metadata={
+        "help": "executor ray: workers that each hold the engines (policy, proposer, scorer) and simulate, refine "
+                "and export batches."})
+    ray_gpus_per_model_worker: float = field(default=0.0, metadata={
+        "help": "executor ray: GPUs reserved per model worker (an in-process vLLM or transformers engine)."})
+    ray_cpus_per_model_worker: float = field(default=1.0, metadata={
+        "help": "executor ray: CPUs reserved per model worker."})
 
     def __post_init__(self) -> None:
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
@@ -42,6 +69,12 @@ class ScaleArguments:
             raise ValueError("keys 'num_workers' and 'repos_per_batch' must be at least 1")
         if self.max_failed_batches < 0:
             raise ValueError(f"key 'max_failed_batches': must be >= 0, got {self.max_failed_batches}")
+        for key, allowed in (("executor", EXECUTORS), ("finish", FINISH_MODES)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"key '{key}': expected one of {list(allowed)}, got {getattr(self, key)!r}")
+        if self.ray_model_workers < 1 or self.ray_num_cpus < 0 or self.ray_gpus_per_model_worker < 0:
+            raise ValueError("keys 'ray_model_workers' (>= 1), 'ray_num_cpus' and 'ray_gpus_per_model_worker' "
+                             "(>= 0) are out of range")
 
 
 def shard_of(repo: str, num_shards: int) -> int:
