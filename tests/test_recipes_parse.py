@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "accelerate" not in p.parts)
+# accelerate configs and Ray Serve applications (recipes/serving/) are not retrace recipes
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not {"accelerate", "serving"} & set(p.parts))
 
 SECTIONS = {
     "synthesize": "from retrace.repo.sources import IngestArguments as A; from retrace.agents import "
@@ -64,3 +65,21 @@ def test_the_paper_synthesis_writes_where_the_paper_training_recipes_read():
         repository_share = [m["path"] for m in train["mixture"].values() if "input_ids_field" not in m]
         assert repository_share == [folder], name
         assert synth["document_budget_tokens"] <= train["max_length"]
+
+
+def test_the_served_policy_is_the_one_the_slurm_launch_points_synthesis_at():
+    """recipes/serving/ serves the model id that slurm_synthesize.sh names, with as many replicas as it leaves
+    out of the model workers; the launch script is valid bash."""
+    import re
+
+    import yaml
+
+    serve = yaml.safe_load((ROOT / "recipes" / "serving" / "qwen3_8b_policy.yaml").read_text())
+    (app,) = serve["applications"]
+    assert app["import_path"] == "ray.serve.llm:build_openai_app"
+    (llm,) = app["args"]["llm_configs"]
+    script = (ROOT / "recipes" / "llama3-8b" / "slurm_synthesize.sh").read_text()
+    assert f"--policy_model {llm['model_loading_config']['model_id']}" in script
+    assert re.search(rf"POLICY_REPLICAS=\$\{{POLICY_REPLICAS:-{llm['deployment_config']['num_replicas']}\}}", script)
+    assert "--executor ray" in script and "serving/qwen3_8b_policy.yaml" in script
+    subprocess.run(["bash", "-n", str(ROOT / "recipes" / "llama3-8b" / "slurm_synthesize.sh")], check=True)
