@@ -188,11 +188,12 @@ def plan_log(traj) -> SearchLog | None:
 
 
 def collect_refine_stats(trajectories) -> RefineStats:
-    """Summaries recomputed from refined trajectories (e.g. read back from disk); cost fields stay 0
-    (`add_cost` brings in what the run measured)."""
-    refined = [t for t in trajectories if "refine" in t.meta]
-    repos = [RepoLogs(t.repo, step_logs(t), plan_log(t), dict(t.meta["refine"].get("skipped") or {}),
-                      t.meta["refine"].get("plan_skipped") or "") for t in refined]
+    """Summaries recomputed from refined trajectories (e.g. read back from disk), in any order (an iterator
+    streams a large run: only the search logs are kept); cost fields stay 0 (`add_cost` brings in what the
+    run measured)."""
+    repos = sorted((RepoLogs(t.repo, step_logs(t), plan_log(t), dict(t.meta["refine"].get("skipped") or {}),
+                             t.meta["refine"].get("plan_skipped") or "") for t in trajectories if "refine" in t.meta),
+                   key=lambda r: r.repo)
     logs = [log for r in repos for log in r.logs] + [r.plan_log for r in repos if r.plan_log is not None]
     iterations = max((len(log.incumbent_nll) - 1 for log in logs), default=0)
     return refine_stats(iterations, repos)

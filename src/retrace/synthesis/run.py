@@ -16,9 +16,9 @@ from pathlib import Path
 
 from retrace.agents import SimulationArguments
 from retrace.atomic import remove_partial_writes, write_json
-from retrace.data import read_trajectories
 from retrace.data.budget_check import document_names, repository_done
 from retrace.data.export import ExportArguments, decontaminate_export, finish_export
+from retrace.data.trajectory import iter_trajectories
 from retrace.evaluation.decontamination import evaluation_texts
 from retrace.refine import RefineArguments, collect_refine_stats, plot_refine_stats
 from retrace.repo.budget import DocumentBudgetArguments
@@ -116,7 +116,7 @@ def finish_run(output_dir: str, plans: dict[str, SplitPlan], scale: ScaleArgumen
     """stats.json, refine statistics, the dataset card and the viewer: once, from every shard's output."""
     write_json(f"{output_dir}/stats.json", merged_stats(output_dir, scale.num_shards, plans))
     if refine_args.refine:  # from the artifacts on disk, so a resumed run reports the same
-        refine_summary = collect_refine_stats(read_trajectories(f"{output_dir}/trajectories"))
+        refine_summary = collect_refine_stats(iter_trajectories(f"{output_dir}/trajectories"))
         for key, value in summed_refine_cost(output_dir, scale.num_shards).items():
             setattr(refine_summary, key, value)
         write_json(f"{output_dir}/refine_stats.json", refine_summary.to_dict())
