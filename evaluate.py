@@ -45,7 +45,8 @@ def main(config: EvaluationConfig, *task_options_and_recipe) -> None:
     if config.compare:
         from retrace.evaluation.compare import compare_runs
 
-        paths = compare_runs(config.compare, config.output_dir)
+        paths = compare_runs(config.compare, config.output_dir, resamples=config.bootstrap_resamples,
+                             seed=config.seed)
         print(f"comparison: {', '.join(str(p) for p in paths.values())}")
         print(paths["markdown"].read_text(encoding="utf-8"), end="")
         return

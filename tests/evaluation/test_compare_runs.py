@@ -45,12 +45,20 @@ def two_runs(tmp_path) -> list[str]:
     return [raw, ours]
 
 
-def table(path: Path) -> dict[str, dict[str, str]]:
-    """The comparison table as {row: {column: cell}}."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    return {cells[0]: dict(zip(header[1:], cells[1:])) for cells in
-            ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+def table(path: Path, every: bool = False) -> dict[str, dict[str, str]]:
+    """The comparison table as {row: {column: cell}}; with `every`, the rows of every table (differences too)."""
+    blocks, block = [], []
+    for line in [*path.read_text().splitlines(), ""]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            blocks, block = [*blocks, block], []
+    cells: dict[str, dict[str, str]] = {}
+    for lines in blocks if every else blocks[:1]:
+        header = [c.strip() for c in lines[0].strip("|").split("|")]
+        for row in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:]):
+            cells.setdefault(row[0], {}).update(zip(header[1:], row[1:]))
+    return cells
 
 
 def test_rows_are_run_and_model_and_cells_are_the_metrics(two_runs, tmp_path):
@@ -127,3 +135,37 @@ def test_evaluate_cli_compares_and_refuses_in_one_line(two_runs, tmp_path):
                           timeout=300)
     assert done.returncode == 2 and done.stderr.startswith("error: key 'compare': runs measured shared tasks")
     assert "seed: eval=0, other=7" in done.stderr  # labels: the shortest suffixes that differ
+
+
+def test_compare_shows_intervals_and_whether_each_difference_exceeds_its_interval(tmp_path):
+    """Runs written by write_reports with their per-sample records: the table carries the runs' intervals, the
+    differences section a paired interval per pair of rows, marked when it excludes 0."""
+    from retrace.atomic import write_jsonl
+    from retrace.evaluation.humaneval.task import HUMANEVAL, HumanEvalOptions, problem_pass_at_k
+    from retrace.evaluation.intervals import interval_entry, unit_sample
+
+    options = HumanEvalOptions()
+    solved = {"weak": range(0, 40, 4), "strong": range(0, 40, 4), "best": range(30)}   # of 40 problems
+    runs = []
+    for name, ids in solved.items():
+        records = [{"task_id": f"HumanEval/{p}", "sample": 0, "passed": p in ids} for p in range(40)]
+        sample = unit_sample(records, HUMANEVAL.resampling, options)
+        metrics = problem_pass_at_k(sample.units, options)
+        data = results({"model": {"humaneval": metrics}})
+        data["models"]["model"]["tasks"]["humaneval"].update(interval_entry(sample, metrics, 400, seed=0))
+        write_reports(tmp_path / name, data, {"humaneval": (["pass@1"], "pass@1")})
+        write_jsonl(tmp_path / name / "samples" / "model" / "humaneval.jsonl", records)
+        runs.append(str(tmp_path / name))
+    paths = compare_runs(runs, tmp_path / "cmp", resamples=400, seed=0)
+    cells = table(paths["markdown"], every=True)
+    low, high = json.loads((tmp_path / "weak" / "results.json").read_text())["models"]["model"]["tasks"][
+        "humaneval"]["intervals"]["pass@1"]
+    assert cells["weak/model"]["humaneval pass@1"] == f"0.2500 [{low:.4f}, {high:.4f}]" and low < 0.25 < high
+    assert cells["strong/model - weak/model"]["humaneval pass@1"] == "+0.0000 [+0.0000, +0.0000]"  # same answers
+    best = cells["best/model - weak/model"]["humaneval pass@1"]
+    assert best.startswith("+0.5000 [") and best.endswith("] *")   # 0.75 vs 0.25 on 40 problems: real
+    saved = json.loads(paths["json"].read_text())
+    entry = saved["differences"]["best/model - weak/model"]["humaneval"]["pass@1"]
+    assert entry["excludes_zero"] and entry["paired"] and 0 < entry["interval"][0] < 0.5 < entry["interval"][1]
+    assert saved["intervals"]["weak/model"]["humaneval"]["pass@1"] == [low, high]
+    assert "excludes 0" in paths["markdown"].read_text()

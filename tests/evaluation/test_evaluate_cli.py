@@ -72,6 +72,27 @@ def test_identical_models_score_identically(evaluated):
     assert models["first"]["tasks"]["heldout_nll"]["metrics"] == models["tiny"]["tasks"]["heldout_nll"]["metrics"]
 
 
+def test_every_metric_has_an_interval_and_identical_models_differ_by_exactly_zero(evaluated):
+    out, _ = evaluated
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["bootstrap_resamples"] == 1000
+    outcome = results["models"]["first"]["tasks"]["heldout_nll"]
+    assert set(outcome["intervals"]) == set(outcome["metrics"])
+    for metric, (low, high) in outcome["intervals"].items():
+        assert low <= outcome["metrics"][metric] <= high, metric
+    assert outcome["intervals"]["trajectory/nll"][1] > outcome["intervals"]["trajectory/nll"][0]
+    assert (outcome["units"]["name"], outcome["units"]["count"]) == ("files", 4)
+    differences = results["differences"]
+    assert differences["base"] == "first" and list(differences["models"]) == ["tiny"]
+    for entry in differences["models"]["tiny"]["heldout_nll"].values():
+        assert (entry["difference"], entry["interval"], entry["excludes_zero"], entry["paired"]) == (0, [0, 0], False, True)
+    text = (out / "results.md").read_text()
+    low, high = outcome["intervals"]["trajectory/nll"]
+    assert f"{outcome['metrics']['trajectory/nll']:.4f} [{low:.4f}, {high:.4f}]" in text
+    assert "1000 resamples of its 4 files" in text and "## Differences from first (the first model)" in text
+    assert "| tiny - first | +0.0000 [+0.0000, +0.0000] |" in text
+
+
 def test_unknown_task_is_one_clear_error(tmp_path):
     proc = run_evaluate("--tasks", "heldout_nll", "humaneval_typo", "--output_dir", str(tmp_path))
     assert proc.returncode == 2

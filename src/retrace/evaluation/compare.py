@@ -6,6 +6,10 @@ the task's own options and the run settings that change what is measured (all of
 the work was spread: device, batch size, parallelism, server address, retries) must agree: otherwise
 `compare_runs` refuses, naming each difference, or with `allow_mismatch` marks the task's columns with
 a dagger and lists the differences under the table.
+
+Cells carry the runs' 95% intervals; for every pair of rows and every metric both have, the difference
+gets its own 95% interval by a paired bootstrap over the per-sample records the runs saved
+(`samples/<model>/<task>.jsonl`), marked when it excludes 0 (see `intervals`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from retrace.atomic import write_json, write_text
-from retrace.evaluation.report import bar_chart, json_safe, metric_columns, metric_table
+from retrace.evaluation.intervals import UnitSample, difference_entry, unit_sample
+from retrace.evaluation.report import (
+    bar_chart,
+    differences_section,
+    interval_notes,
+    json_safe,
+    metric_columns,
+    metric_table,
+)
+from retrace.evaluation.tasks import get_task
 from retrace.recipe import RecipeError
 
 # Settings that say how the work was run, not what was measured (the `eval_*` engine keys, and the names
@@ -26,7 +39,7 @@ EXECUTION_SETTINGS = frozenset({
     "eval_enforce_eager", "eval_base_url", "eval_api_key_env", "eval_concurrency", "eval_timeout_s",
     "eval_max_retries", "eval_ready_timeout_s",
     "device", "batch_size", "generation_batch_size", "tensor_parallel_size", "gpu_memory_utilization",
-    "openai_concurrency", "openai_base_url"})
+    "openai_concurrency", "openai_base_url", "bootstrap_resamples"})
 MISMATCH_MARK = " †"
 MAX_CHART_METRICS = 4
 
@@ -107,8 +120,51 @@ def _charts(runs: list[EvaluationRun], rows: dict[str, Any]) -> dict[str, tuple[
     return {task: recorded.get(task) or (fallback[task], "") for task in dict.fromkeys([*fallback, *recorded])}
 
 
-def compare_runs(run_dirs: list[str], output_dir: str | Path, allow_mismatch: bool = False) -> dict[str, Path]:
+def run_units(run: EvaluationRun, model: str, task: str) -> UnitSample | None:
+    """The units of `task` that `model` was scored on in `run`, from its saved records; None when the run kept
+    no records, or the task declares no resampling or cannot read the run's options."""
+    path = run.path.expanduser() / "samples" / model / f"{task}.jsonl"
+    try:
+        definition = get_task(task)
+        options_type = definition.options
+        options = options_type(**run.results.get("task_options", {}).get(task, {})) if options_type else None
+    except (ValueError, TypeError):
+        return None
+    if definition.resampling is None or not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    return unit_sample(records, definition.resampling, options) if records else None
+
+
+def pair_differences(runs: list[EvaluationRun], resamples: int, seed: int) -> dict[str, dict[str, Any]]:
+    """`{"later - earlier": {task: {metric: difference entry}}}` for every pair of run/model rows."""
+    rows = [(f"{run.label}/{model}", run, model, entry.get("tasks", {}))
+            for run in runs for model, entry in run.results.get("models", {}).items()]
+    cache: dict[tuple[str, str], UnitSample | None] = {}
+
+    def units(name: str, run: EvaluationRun, model: str, task: str) -> UnitSample | None:
+        if (name, task) not in cache:
+            cache[(name, task)] = run_units(run, model, task) if resamples else None
+        return cache[(name, task)]
+
+    out: dict[str, dict[str, Any]] = {}
+    for i, (base_name, base_run, base_model, base_tasks) in enumerate(rows):
+        for name, run, model, tasks in rows[i + 1:]:
+            shared = [t for t in tasks if t in base_tasks and tasks[t].get("metrics") and base_tasks[t].get("metrics")]
+            out[f"{name} - {base_name}"] = {
+                task: difference_entry(units(base_name, base_run, base_model, task), units(name, run, model, task),
+                                       base_tasks[task]["metrics"], tasks[task]["metrics"], resamples, seed)
+                for task in shared}
+    return out
+
+
+def compare_runs(run_dirs: list[str], output_dir: str | Path, allow_mismatch: bool = False,
+                 resamples: int = 1000, seed: int = 0) -> dict[str, Path]:
     """Write comparison.md, comparison.png and comparison.json under `output_dir`; returns their paths.
+
+    Every pair of rows is differenced per metric, with a `resamples`-draw paired bootstrap interval
+    (seeded by `seed`) where both rows saved per-sample records.
 
     Raises SettingsMismatch (every difference listed) when a shared task was measured differently,
     unless `allow_mismatch`, which marks that task's columns instead; RecipeError for unusable run dirs.
@@ -128,7 +184,17 @@ def compare_runs(run_dirs: list[str], output_dir: str | Path, allow_mismatch: bo
     lines.append("")
     for task, diffs in differences.items():
         lines.append(f"-{MISMATCH_MARK.strip()} {task} measured under different settings: " + "; ".join(diffs))
-    lines += ["- '-': the run did not run that task; 'n/a': it ran and scored nothing.", "", "Runs:", ""]
+    lines += ["- '-': the run did not run that task; 'n/a': it ran and scored nothing."]
+    lines += interval_notes(rows, list(dict.fromkeys(t for run in runs for t in run.results.get("tasks", []))))
+    pairs = pair_differences(runs, resamples, seed)
+    charts = _charts(runs, rows)
+    lines += differences_section(
+        {name: {"tasks": {task: {"metrics": dict.fromkeys(entries), "differences": entries}
+                          for task, entries in tasks.items()}} for name, tasks in pairs.items()},
+        list(dict.fromkeys(t for tasks in pairs.values() for t in tasks)),
+        {task: metrics for task, (metrics, _) in charts.items() if metrics},
+        "Differences between rows (later row minus earlier row)", first_column="row - row")
+    lines += ["", "Runs:", ""]
     for run in runs:
         models = ", ".join(f"{name}={entry.get('path', '?')}" for name, entry in run.results.get("models", {}).items())
         revision = run.results.get("provenance", {}).get("git_revision", "unknown")
@@ -140,6 +206,9 @@ def compare_runs(run_dirs: list[str], output_dir: str | Path, allow_mismatch: bo
     write_json(paths["json"], json_safe({
         "runs": [{"label": r.label, "path": str(r.path), "tasks": r.results.get("tasks", [])} for r in runs],
         "rows": {name: {task: o["metrics"] for task, o in row["tasks"].items()} for name, row in rows.items()},
+        "intervals": {name: {task: o["intervals"] for task, o in row["tasks"].items() if o.get("intervals")}
+                      for name, row in rows.items()},
+        "differences": pairs, "resamples": resamples, "seed": seed,
         "settings_differences": differences}))
-    bar_chart({"models": rows}, _charts(runs, rows), paths["chart"])
+    bar_chart({"models": rows}, charts, paths["chart"])
     return paths

@@ -42,7 +42,10 @@ class EvaluationConfig(EvalEngineArguments):
         default=0, metadata={"help": "score at most N files over the whole held-out set, spread evenly over "
                                      "repositories and development order (0: all)"})
     output_dir: str = field(default="runs/eval", metadata={"help": "where results.json/.md/.png go"})
-    seed: int = field(default=0, metadata={"help": "recorded and set; tasks derive their sample seeds from it"})
+    seed: int = field(default=0, metadata={
+        "help": "recorded and set; tasks derive their sample seeds from it, the bootstrap draws from it"})
+    bootstrap_resamples: int = field(default=1000, metadata={
+        "help": "bootstrap resamples behind the 95 percent interval of each metric and of each difference (0: none)"})
     compare: list[str] = field(default_factory=list, metadata={
         "help": "evaluate output dirs to compare side by side instead of evaluating (table + bar chart)"})
 
@@ -63,6 +66,8 @@ class EvaluationConfig(EvalEngineArguments):
         for key in ("max_target_tokens_per_file", "max_files"):
             if getattr(self, key) < 0:
                 raise ValueError(f"key '{key}' must be 0 (no cap) or more, got {getattr(self, key)}")
+        if self.bootstrap_resamples < 0:
+            raise ValueError(f"key 'bootstrap_resamples' must be 0 (no intervals) or more, got {self.bootstrap_resamples}")
         # An empty eval_model means each model's own path (a tokenizer is then always at hand), so the
         # check sees the first one filled in.
         check_engine_keys(SimpleNamespace(**{**vars(self), "eval_model": self.eval_model or specs[0].path}), "eval")

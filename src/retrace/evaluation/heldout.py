@@ -8,7 +8,8 @@ tokens given one of two contexts:
   `raw_repository_document` writes them, up to the file's own `<file path=...>` header.
 Both contexts score the very same target tokens, so their NLLs compare directly. Metrics are
 token-weighted over all scored tokens (sum of NLL / number of tokens), in nats per token, with
-perplexity = exp(nll) and bits per byte (comparable across tokenizers).
+perplexity = exp(nll) and bits per byte (comparable across tokenizers). Their 95% intervals resample
+files (a file's contexts together) and recompute the token-weighted means (`retrace.evaluation.intervals`).
 
 Cost caps (counted in the details): `max_files` keeps that many files over the whole set, shared out
 round-robin across repositories and spread evenly along each repository's development order;
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from retrace.data import Document, Trajectory, raw_repository_document, read_documents
+from retrace.evaluation.intervals import Resampling
 from retrace.evaluation.tasks import Task, TaskResult
 from retrace.llm import RequestsFailed, engine_location
 from retrace.recipe import RecipeError
@@ -158,6 +160,39 @@ def _summary(nll_sum: float, tokens: int, n_bytes: int, files: int) -> dict[str,
             "tokens": tokens, "files": files}
 
 
+def _add(total: list[float], row: dict) -> None:
+    total[0] += row["nll_sum"]
+    total[1] += row["n_tokens"]
+    total[2] += row["n_bytes"]
+    total[3] += 1
+
+
+def context_metrics(rows: list[dict], contexts: list[str]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Token-weighted summaries per context and the table's metrics, from per-(file, context) records.
+
+    The task's metrics and their bootstrap (which resamples files, both contexts of a file together) both
+    come from here, so an interval is always around the very number in the table.
+    """
+    totals: dict[str, list[float]] = {c: [0.0, 0, 0, 0] for c in contexts}
+    for row in rows:
+        if row["context"] in totals:
+            _add(totals[row["context"]], row)
+    per_context = {c: _summary(*totals[c]) for c in contexts}
+    metrics: dict[str, float] = {}
+    for context, summary in per_context.items():
+        for key in ("nll", "ppl", "bits_per_byte"):
+            metrics[f"{context}/{key}"] = summary[key]
+    if {"trajectory", "raw"} <= set(contexts):
+        # Positive: the trajectory makes the real code more likely than the raw files alone do.
+        metrics["trajectory_gain/nll"] = per_context["raw"]["nll"] - per_context["trajectory"]["nll"]
+    return per_context, metrics
+
+
+def _resampled_metrics(files: list[list[dict]], options: None = None) -> dict[str, float]:
+    rows = [row for file_rows in files for row in file_rows]
+    return context_metrics(rows, list(dict.fromkeys(row["context"] for row in rows)))[1]
+
+
 def _score(model: ModelUnderTest, pairs: list) -> list:
     """The engine's scores; a scoring request that failed for good (a server's) fails the task, naming it."""
     from retrace.llm.openai_engine import ScoringFailed
@@ -192,20 +227,8 @@ def run(model: ModelUnderTest, heldout: HeldoutSet, config: EvaluationConfig, op
     totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0, 0, 0])
     for row, score in zip(rows, scores):
         row.update(n_tokens=score.n_tokens, nll_sum=score.nll_sum, nll=score.mean)
-        for key in ((row["context"], ""), (row["context"], row["repo"])):
-            total = totals[key]
-            total[0] += score.nll_sum
-            total[1] += score.n_tokens
-            total[2] += row["n_bytes"]
-            total[3] += 1
-    metrics: dict[str, float] = {}
-    per_context = {c: _summary(*totals[(c, "")]) for c in config.contexts}
-    for context, summary in per_context.items():
-        for key in ("nll", "ppl", "bits_per_byte"):
-            metrics[f"{context}/{key}"] = summary[key]
-    if {"trajectory", "raw"} <= set(config.contexts):
-        # Positive: the trajectory makes the real code more likely than the raw files alone do.
-        metrics["trajectory_gain/nll"] = per_context["raw"]["nll"] - per_context["trajectory"]["nll"]
+        _add(totals[(row["context"], row["repo"])], row)
+    per_context, metrics = context_metrics(rows, config.contexts)
     per_repo = {repo: {c: _summary(*totals[(c, repo)]) for c in config.contexts}
                 for repo in sorted({t.repo for t in heldout.targets})}
     scored = per_context[config.contexts[0]]["tokens"]
@@ -230,4 +253,6 @@ HELDOUT_NLL = Task(
     chart_metrics=lambda config, options: [f"{c}/nll" for c in config.contexts],
     chart_label="held-out code NLL (nats/token, lower is better)",
     scores=True,
+    resampling=Resampling(unit=lambda row: (row["repo"], row["path"]), metrics=_resampled_metrics,
+                          unit_name="files"),
 )

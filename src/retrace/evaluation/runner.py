@@ -1,7 +1,9 @@
 """Run the recipe's tasks on each model in turn and write the reports.
 
 Task data is prepared once and shared; each model is loaded once for all tasks and released before
-the next, so peak memory is one model. Everything a result depends on goes into results.json.
+the next, so peak memory is one model. Everything a result depends on goes into results.json. A task
+that declares a `Resampling` gets a 95% bootstrap interval on each metric, and each model a paired
+difference from the first model (`differences`), from the per-sample records (see `intervals`).
 
 A task whose requests failed for good (`RequestsFailed`: a server's retries spent) stops the run: the
 reports are written with what was done and the failed task's count of lost requests, then the error is
@@ -19,6 +21,7 @@ from typing import Any
 
 from retrace.atomic import write_jsonl
 from retrace.evaluation.config import EvaluationConfig
+from retrace.evaluation.intervals import UnitSample, differences_from_base, interval_entry, unit_sample
 from retrace.evaluation.models import ModelUnderTest, missing_model_paths, parse_model_specs
 from retrace.evaluation.report import json_safe, write_reports
 from retrace.evaluation.tasks import get_task
@@ -60,13 +63,15 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Seque
         "settings": {"contexts": list(config.contexts), "max_context_tokens": config.max_context_tokens,
                      "max_chunk_tokens": config.max_chunk_tokens,
                      "max_target_tokens_per_file": config.max_target_tokens_per_file,
-                     "max_files": config.max_files, "seed": config.seed, **engine_settings(config)},
+                     "max_files": config.max_files, "seed": config.seed,
+                     "bootstrap_resamples": config.bootstrap_resamples, **engine_settings(config)},
         "task_options": {name: dataclasses.asdict(o) for name, o in options.items() if o is not None},
         "models": {},
         "provenance": {"recipe_path": recipe.path, "recipe": recipe.values, "argv": recipe.argv,
                        "git_revision": git_revision(), "packages": package_versions()},
     }
     failure: RequestsFailed | None = None
+    units: dict[str, dict[str, UnitSample]] = {}  # {model: {task: its resampling units}}, for the differences
     for spec in specs:
         model = ModelUnderTest(spec, config)
         started = time.perf_counter()
@@ -85,6 +90,11 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Seque
                     break
                 outcomes[task.name] = {"metrics": outcome.metrics, "details": outcome.details, "failed_requests": 0,
                                        "seconds": round(time.perf_counter() - task_started, 2)}
+                if task.resampling is not None and config.bootstrap_resamples and outcome.records:
+                    sample = unit_sample(outcome.records, task.resampling, options[task.name])
+                    outcomes[task.name].update(interval_entry(sample, outcome.metrics, config.bootstrap_resamples,
+                                                              config.seed))
+                    units.setdefault(spec.name, {})[task.name] = sample
                 write_jsonl(output_dir / "samples" / spec.name / f"{task.name}.jsonl", json_safe(outcome.records))
                 logger.info("%s %s: %s", spec.name, task.name, outcome.metrics)
             results["models"][spec.name] = {**model.describe(), "tasks": outcomes,
@@ -94,6 +104,10 @@ def run_evaluation(config: EvaluationConfig, recipe: Recipe, task_options: Seque
         if failure is not None:
             break
 
+    if config.bootstrap_resamples:
+        per_model = {name: {task: o["metrics"] for task, o in entry["tasks"].items()}
+                     for name, entry in results["models"].items()}
+        results["differences"] = differences_from_base(per_model, units, config.bootstrap_resamples, config.seed)
     # Fetched by the tasks' prepare/run; recorded so every number traces to the exact data bytes.
     results["provenance"]["data_checksums"] = data_checksums()
     charts = {task.name: (task.chart_metrics(config, options[task.name]), task.chart_label) for task in tasks}

