@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install quickstart test test-slow test-gpu lint bench clean
+.PHONY: install quickstart replicate test test-slow test-gpu lint bench clean
 
 install: $(STAMP)
 
@@ -42,6 +42,15 @@ quickstart: install
 	@echo "quickstart done: trajectories and documents in $(RUN_DIR)/synth, models in $(RUN_DIR)/model"
 	@echo "(trajectories) and $(RUN_DIR)/model-raw (Raw-Repos baseline), results in $(RUN_DIR)/eval"
 	@echo "(results.md, results.json, results.png)"
+
+# The paper's comparison with error bars (recipes/replication/): one synthesis over stdlib packages (three
+# corpora: Raw-Repos, Repo2Agent, Repo2Agent-Search), each arm trained at seeds 0 and 1 on the same token
+# budget, the base and the six models evaluated with 95% intervals, then report.md and its figures. A rerun
+# skips stages whose output is complete. About 75 min on the 2-core CPU including install (an estimate).
+REPLICATION_DIR ?= runs/replication
+replicate: install
+	$(PY) -m retrace.replication --output_dir $(REPLICATION_DIR)
+	@echo "replication done: $(REPLICATION_DIR)/report.md (figures in $(REPLICATION_DIR)/figures)"
 
 # pytest exits 5 when nothing is collected: that is a failure here too. Needs no root: the viewer's browser
 # tests use a Chromium found on the machine ($RETRACE_CHROMIUM, chromium, chromium-browser, google-chrome) and
