@@ -21,12 +21,14 @@ def instructions(kind: str) -> str:
 
 
 def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[str, ...] = ("types", "StartResponse",
-                                                                                        "InputStream", "headers")):
+                                                                                        "InputStream", "headers"),
+            echo_of: str = ""):
     fields = {"repo": "wsgiref", "languages": "Python", "path": path, "deps": "headers.py and util.py",
               "requirements": "A WSGI reference library.", "delegation": "Implement types.py: WSGI-related types.",
               "number": "3", "total": "7", "plan": "3. types.py: WSGI-related types.", "after": "", "audience": "",
               "read": "It needs no other file of the project.", "facts": TYPES_FACTS, "code": TYPES_FACTS}
-    return PolicyRequest(kind, fields, "structural", anchors=list(anchors), framing=DELEGATION_FRAMING)
+    return PolicyRequest(kind, fields, "structural", anchors=list(anchors), framing=DELEGATION_FRAMING,
+                         echo_of=echo_of)
 
 
 def review(text: str, kind: str = "think_write", finish_reason: str | None = "stop", **request_keys):
@@ -110,6 +112,23 @@ def test_restatement_of_the_think_read_instruction_is_caught(text):
 ])
 def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     assert review(text, "think_read").reason == "restates_prompt"
+
+
+TYPES_PLAN = "Types.py is a Python module that defines the WSGI-specific types for handling HTTP requests."
+
+
+@pytest.mark.parametrize("kind,text,reason", [
+    # its plan entry said again, word for word or nearly (SmolLM2's json and commander reports, 2026-12-03)
+    ("report", "types.py is a Python module that defines the WSGI-specific types for handling HTTP requests.",
+     "repeats_plan"),
+    ("think_read", "The project's types.py: this is a Python module that defines WSGI-specific types for HTTP "
+                   "requests.", "repeats_plan"),
+    # what the file gives the files after it, in its own words: kept
+    ("report", "types.py gives handlers.py the StartResponse and InputStream protocols its methods are typed "
+               "with.", None),
+])
+def test_a_text_that_says_its_plan_entry_again_is_refused(kind, text, reason):
+    assert review(text, kind, echo_of=TYPES_PLAN).reason == reason
 
 
 def test_formatting_is_stripped_and_counted():

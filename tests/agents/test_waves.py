@@ -84,7 +84,11 @@ def marked_reply(body: dict) -> str:
     kind, subject = kind_of(body["messages"][-1]["content"])
     marker = {"requirements": "REQ", "purpose": "PLAN", "think_read": "WHY", "think_write": "HOW",
               "report": "REPORT"}[kind]
-    return f"{marker}-{subject}: {subject} does its share of the counting, step by step."
+    # each kind in its own words: a Think or report that said its plan entry again would be refused
+    said = {"REQ": "counts the words of a text, step by step", "PLAN": "does its share of the counting",
+            "WHY": "needs the splitter before it can tally anything", "HOW": "loops over the words and tallies each",
+            "REPORT": "hands later files the totals they print"}[marker]
+    return f"{marker}-{subject}: {subject} {said}."
 
 
 def prompts_by_kind(server: FakeChatServer) -> dict[tuple[str, str], str]:

@@ -34,6 +34,7 @@ class PolicyRequest:
     sentences: int = 0              # the most sentences the prompt asks for: a reply is cut there. 0: no cut
     stop: tuple[str, ...] = ()      # where generation stops (SENTENCE_STOPS: after the first sentence)
     framing: str = ""               # fixed words the prompt hands on (a delegation's) that a reply must add to
+    echo_of: str = ""               # model-written text in the prompt (the file's plan entry) not to repeat
 
 
 @dataclass

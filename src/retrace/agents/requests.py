@@ -177,7 +177,8 @@ def think_read_request(work: RepoWork, facts: FileFacts, options: SimulationOpti
                          deps=language_phrase(facts.deps))
     return PolicyRequest("think_read", fields, structural.think_read_text(facts),
                          anchors=_anchors(facts, *facts.deps), sentences=SENTENCES["think_read"],
-                         framing=structural.DELEGATION_FRAMING, **work.code_guard(facts, options))
+                         framing=structural.DELEGATION_FRAMING, echo_of=work.said("purpose", facts.path),
+                         **work.code_guard(facts, options))
 
 
 def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:
@@ -194,7 +195,7 @@ def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOpt
     fields = work.fields(facts, delegation=work.delegation(facts), read=read, code=shown)
     return PolicyRequest("think_write", fields, structural.think_write_text(facts), anchors=_anchors(facts),
                          sentences=SENTENCES["think_write"], framing=structural.DELEGATION_FRAMING,
-                         **work.code_guard(facts, options))
+                         echo_of=work.said("purpose", facts.path), **work.code_guard(facts, options))
 
 
 def report_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:
@@ -215,4 +216,5 @@ def report_request(work: RepoWork, facts: FileFacts, options: SimulationOptions)
     fields = work.fields(facts, plan=_plan_line(work, facts.path), facts=cap(defined, options.prompt_facts_chars),
                          after=after, audience=audience)
     return PolicyRequest("report", fields, structural.report_text(facts, users), anchors=_anchors(facts, *users),
-                         sentences=SENTENCES["report"], stop=SENTENCE_STOPS, **work.code_guard(facts, options))
+                         sentences=SENTENCES["report"], stop=SENTENCE_STOPS, echo_of=work.said("purpose", facts.path),
+                         **work.code_guard(facts, options))

@@ -17,7 +17,8 @@ Reasons, in the order they are checked (the first that applies is the one counte
 fenced block, or a line that opens with a code keyword and a name), `markup`, `pastes_code` (a line of the
 real file, or a run of its words: `request.code_ngrams`), `restates_prompt` (a sentence restating an
 instruction sentence, fuzzily; or a reply adding fewer than NOVEL_MIN_WORDS words of its own to the
-instruction it answers, quoting it, or talking about its own length), `echoes_prompt` (a prompt line of 30+
+instruction it answers, quoting it, or talking about its own length), `repeats_plan` (a Think or report that
+says its file's plan entry again, `request.echo_of`), `echoes_prompt` (a prompt line of 30+
 characters copied verbatim, the file's facts included, or a sentence of 30+ characters found verbatim in the
 prompt), `repetition` (a loop), `ungrounded` (names none of the request's anchors), `wrong_language` (names
 a programming language that is neither the project's nor in the prompt: "Python" in a JavaScript project),
@@ -69,6 +70,8 @@ REPEAT_PHRASE_WORDS = 5
 TRIM_MIN_SHARE = 0.5
 
 ECHO_MIN_LINE_CHARS = 30
+# a Think or report whose content words overlap its file's plan entry by this much (Jaccard) says it again
+REPEAT_PLAN_SIMILARITY = 0.75
 
 
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")  # a cut reply's last "." may be half of "parser.py"
@@ -129,6 +132,15 @@ def restates(text: str, instructions: str) -> bool:
             if restates_sentence(said, target):
                 return True
     return False
+
+
+def repeats(text: str, earlier: str) -> bool:
+    """Whether `text` says again what `earlier` (its file's plan entry, already in the document) said: their
+    content words overlap by REPEAT_PLAN_SIMILARITY (Jaccard). SmolLM2 reports "lib/argument.js is a
+    JavaScript project that uses the command-line interface to manage command-line arguments." after that very
+    plan entry (0.80); a report that names what later files use shares far less (under 0.5 in the runs read)."""
+    said, before = content_words(text), content_words(earlier)
+    return bool(said) and len(said & before) >= REPEAT_PLAN_SIMILARITY * len(said | before)
 
 
 def loops(text: str) -> bool:
@@ -276,6 +288,8 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt, request.framing)
                          or speaks_as_the_chat(stripped)):
         return Verdict("", "restates_prompt")
+    if request.echo_of and repeats(stripped, request.echo_of):
+        return Verdict("", "repeats_plan")
     if echoes(stripped, prompt):
         return Verdict("", "echoes_prompt")
     if loops(stripped):
