@@ -91,6 +91,7 @@ def test_grounded_replies_that_use_the_files_names_and_facts_pass(kind, text):
     # a chat preamble and the chat's addressee (SmolLM2's commander lib/argument.js and index.js, 2026-12-03)
     "Here's a breakdown of types.py's job: it defines StartResponse and InputStream for WSGI servers.",
     "The code you're referring to is the StartResponse protocol in types.py.",
+    "To write types.py, I will propose a StartResponse protocol that does not require any code.",
 ])
 def test_restated_instructions_are_caught_fuzzily(text):
     assert review(text).reason == "restates_prompt"

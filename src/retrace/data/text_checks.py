@@ -81,7 +81,9 @@ _CHAT_VOICE = re.compile(
     # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
 # the system prompt's words about how to write, said back ("I will first document myself in plain English")
-_STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code blocks?\b", re.I)
+# ("I will first document myself in plain English", "a solution that does not require any code": commander)
+_STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code blocks?\b|"
+                         r"\b(?:require|need|write|use)s? (?:no|any) code\b", re.I)
 
 
 def speaks_as_the_chat(text: str) -> bool:
