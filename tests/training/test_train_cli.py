@@ -32,6 +32,13 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(path / "model.safetensors")
 
 
+def complete_json(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def test_killed_run_relaunched_resumes_with_the_same_data_order(tiny_model_dir, reference_run):
     """SIGKILL after a checkpoint, relaunch: the same per-step losses and final weights as a run never killed."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -43,7 +50,7 @@ def test_killed_run_relaunched_resumes_with_the_same_data_order(tiny_model_dir, 
     run = subprocess.Popen(command, cwd=tmp_path, env=train_env(tmp_path), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not (killed / "checkpoint-4" / "trainer_state.json").is_file():
+    while not complete_json(killed / "checkpoint-4" / "trainer_state.json"):  # the Trainer writes it in place
         assert run.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
         time.sleep(0.01)
     run.send_signal(signal.SIGKILL)
@@ -236,3 +243,20 @@ def test_a_hub_model_id_trains_from_the_hub_cache(tmp_path, tiny_model_dir, docu
     local = _train(tmp_path, "--model_name_or_path", str(tiny_model_dir), "--documents", str(documents_dir),
                    "--max_length", "32", "--max_steps", "1", "--output_dir", str(tmp_path / "local"))
     assert local.returncode == 0 and "base_model" not in (tmp_path / "local" / "README.md").read_text()
+
+
+def test_resume_skips_a_checkpoint_whose_state_was_cut_short(tmp_path):
+    """A kill while the Trainer writes trainer_state.json (in place) leaves it empty or partial: resume from the
+    newest checkpoint whose state is whole, never crash on the cut one."""
+    from retrace.training.run import find_resume_checkpoint
+
+    for step, state in ((4, '{"global_step": 4}'), (8, '{"global_step": 8}'), (12, '{"global_st'), (16, "")):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-20").mkdir()  # killed before its state was written at all
+
+    class Args:
+        resume_from_checkpoint = None
+        output_dir = str(tmp_path)
+
+    assert find_resume_checkpoint(Args()) == str(tmp_path / "checkpoint-8")

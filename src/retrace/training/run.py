@@ -6,6 +6,7 @@ the same data order (the Trainer's seeded sampler skips the batches already seen
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -65,9 +66,10 @@ def check_documents(data_args: DataArguments, recipe: Recipe) -> None:
 def find_resume_checkpoint(training_args: RetraceTrainingArguments) -> str | None:
     """The checkpoint to resume from: the one the recipe names, else the newest complete one in output_dir.
 
-    The Trainer writes a checkpoint's files one by one and `trainer_state.json` last, so a run killed while
-    saving leaves a directory without it; that one is skipped (with a warning), and the previous complete
-    checkpoint, which the Trainer deletes only after the new one is whole, is used.
+    The Trainer writes a checkpoint's files one by one and `trainer_state.json` last (not atomically), so a
+    run killed while saving leaves a directory without it, or with a part of it; that one is skipped (with a
+    warning), and the previous complete checkpoint, which the Trainer deletes only after the new one is whole,
+    is used.
     """
     if training_args.resume_from_checkpoint:
         return training_args.resume_from_checkpoint
@@ -79,10 +81,18 @@ def find_resume_checkpoint(training_args: RetraceTrainingArguments) -> str | Non
         if match and entry.is_dir():
             steps[int(match.group(1))] = entry
     for step in sorted(steps, reverse=True):
-        if (steps[step] / "trainer_state.json").is_file():
+        if _complete_state(steps[step] / "trainer_state.json"):
             return str(steps[step])
-        logger.warning("skipping %s: it has no trainer_state.json (the run stopped while saving it)", steps[step])
+        logger.warning("skipping %s: its trainer_state.json is missing or cut short (the run stopped while saving "
+                       "it)", steps[step])
     return None
+
+
+def _complete_state(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _share_process_group_with_deepspeed(training_args: RetraceTrainingArguments) -> None:
