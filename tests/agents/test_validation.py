@@ -135,6 +135,15 @@ def test_a_text_that_says_its_plan_entry_again_is_refused(kind, text, reason):
     assert review(text, kind, echo_of=TYPES_PLAN).reason == reason
 
 
+def test_a_sentence_of_the_delegations_fixed_words_is_dropped():
+    """SmolLM2's zoneinfo _tzpath.py Think (2026-12-03) ended with the delegation's "It has nothing to read
+    first.": that sentence goes, the answer stays."""
+    verdict = review("To write types.py, I define StartResponse and InputStream as Protocols. It has nothing to "
+                     "read first.")
+    assert verdict.reason is None and verdict.repairs == ("framing_dropped",)
+    assert verdict.text == "To write types.py, I define StartResponse and InputStream as Protocols."
+
+
 def test_formatting_is_stripped_and_counted():
     verdict = review("---\n\nThe **StartResponse** protocol in types.py declares how a server starts a response.")
     assert verdict.reason is None and verdict.repairs[0] == "formatting_stripped"

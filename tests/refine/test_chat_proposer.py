@@ -141,6 +141,18 @@ def test_surprisal_guidance_shows_the_hardest_lines():
     ("---\n\n**Plan.** I start with the parser of the `__init__` headers.", "stop",
      "Plan. I start with the parser of the `__init__` headers.", None),
     ("no sentence ever ends here because the model ran out of tokens before", "length", "", "truncated"),
+    # SmolLM2's accepted rewrites in a replication run (2026-12-03): the chat's preamble and voice, a heading,
+    # the prompt's outline as a list, a numbered list with a signature
+    ("Here's a rewritten version of the original passage with a clear and concise explanation:\n\nIn the "
+     "project's nits, you'll need to write a new file, process.py, which defines ProcessPoolExecutor.", "stop", "",
+     "restates_prompt"),
+    ("Explanation:\n\nI start with the parser of the headers, then the writer.", "stop",
+     "I start with the parser of the headers, then the writer.", None),
+    ("So you said that the two files to be read in `headers.py` are the parser and the writer.", "stop", "",
+     "restates_prompt"),
+    ("What I import:\n- from outside the repository: `collections`, `logging`\n- class Future(Exception): Base "
+     "class.", "stop", "", "list"),
+    ("1. Server.py: a simple XML-RPC server.\n2. def list_public_methods(obj): Returns a list.", "stop", "", "list"),
 ])
 def test_replies_are_cleaned(reply, finish, expected, problem):
     cleaned = clean_reply(reply, finish)

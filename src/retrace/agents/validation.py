@@ -269,6 +269,14 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         if answer != stripped:
             stripped = answer
             repairs.append("heading_dropped")
+    if request.framing:  # a sentence made only of the delegation's fixed words ("It has nothing to read first.")
+        framing = content_words(request.framing)
+        handed_back = [s for s in sentences(stripped) if content_words(s) and content_words(s) <= framing]
+        if handed_back and len(handed_back) < len(sentences(stripped)):
+            for sentence in handed_back:
+                stripped = stripped.replace(sentence, "", 1)
+            stripped = " ".join(stripped.split(" ")).strip()
+            repairs.append("framing_dropped")
     complete = False  # the reply holds all the sentences asked for, whatever the finish reason
     if request.sentences:
         answer, complete = first_sentences(stripped, request.sentences)

@@ -72,12 +72,12 @@ def plain_prose(text: str) -> tuple[str, bool]:
 # opens in that voice, tells someone what they need to do, answers "the above question", reports what "the
 # user" said, or talks about rewriting itself speaks about the chat, not as the engineer.
 _CHAT_VOICE = re.compile(
-    r"^\W*(?:you|you're|you'll|your|sure)\b|\byou (?:need|have|must|should) to\b|"
+    r"^\W*(?:so,? )?(?:you|you're|you'll|your|sure)\b|\byou(?:'ll| will)? (?:need|have|must|should) to\b|"
     r"^\W*here(?:'s| is) (?:a |an |the |my )?(?:possible |short |rewritten |brief |quick )?"
     r"(?:response|answer|reply|reasoning|breakdown|summary|explanation|overview)\b|"
     r"\byou(?:'re| are) (?:referring|asking|talking)\b|"  # "The code you're referring to is ..." (commander)
     r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
-    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note)\b|"
+    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note|version|passage)\b|"
     # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
 # the system prompt's words about how to write, said back ("I will first document myself in plain English")

@@ -34,7 +34,12 @@ CODE_MIN_LINES = 2     # this many code-like lines make a reply code
 
 _SCRATCHPAD = re.compile(r"<think>.*?</think>", re.S)
 _PREAMBLE = re.compile(r"^(?:sure|okay|ok)?[,.!]?\s*(?:here(?:'s| is| are)\b[^\n]*|(?:the |my )?(?:rewritten|new|"
-                       r"revised|improved|updated)\s+(?:reasoning|plan|version)[^\n]*):\s*\n", re.I)
+                       r"revised|improved|updated)\s+(?:reasoning|plan|version)[^\n]*|explanation|reasoning|answer|"
+                       r"response):\s*\n", re.I)
+# A list item: a Think is prose (the system prompt: "no lists"); a rewrite in items copies the prompt's outline
+# ("What I import:\n- from outside the repository: ...", "1. Server.py: ... 2. def list_public_methods(obj): ...")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s")
+LIST_MAX_ITEMS = 1
 _MARKUP = re.compile(r"</|<\||<(?:write|read|think|plan|observation|subagent|repository)\b")
 _CODE_LINE = re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|import \w|from [\w.]+ import |return\b|@\w+|"
                         r"(?:if|for|while|elif|try|except|with)\b[^.]*:\s*$|[\w.\[\]]+\s*[-+*/]?=\s*[\w\"'(\[{])")
@@ -50,7 +55,7 @@ class CleanReply:
     `dropped` the sentences removed as restatements or repeats."""
 
     text: str
-    problem: str | None = None   # scratchpad | code_block | markup | code | repetition | restates_prompt |
+    problem: str | None = None   # scratchpad | code_block | markup | code | list | repetition | restates_prompt |
     #                              truncated | too_short
     cut: bool = False
     dropped: int = 0
@@ -86,6 +91,8 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
         return CleanReply(text, None if len(text) >= MIN_REPLY_CHARS else "too_short")
     if sum(bool(_CODE_LINE.match(line)) for line in text.splitlines()) >= CODE_MIN_LINES:
         return CleanReply("", "code")
+    if sum(bool(_LIST_ITEM.match(line)) for line in text.splitlines()) > LIST_MAX_ITEMS:
+        return CleanReply("", "list")
     if _loops(text):
         return CleanReply("", "repetition")
     text, dropped, repeats, sentences = _drop_sentences(text, instructions)
