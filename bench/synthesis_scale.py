@@ -39,7 +39,6 @@ import shutil
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 try:
@@ -49,6 +48,8 @@ except ImportError:  # running from a checkout without an install
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "quickstart" / "synthesize.yaml"
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' tiny Llama and memory probe
+from retrace_testing import build_tiny_llama, peak_traced_bytes  # noqa: E402
 
 
 def write_packages(root: Path, count: int, modules: int, functions: int) -> tuple[list[str], int]:
@@ -98,9 +99,6 @@ def scorer_model(work: Path, which: str) -> str:
 
     if which == "embedded":
         return str(embedded_model_dir())
-    sys.path.insert(0, str(ROOT / "tests"))
-    from retrace_testing import build_tiny_llama
-
     return str(build_tiny_llama(work / "tiny-llama", sharpen=40))
 
 
@@ -131,15 +129,6 @@ def throughput(work: Path, repos: int, scorer: str) -> None:
         print(f"{executor:>5}: {done} repositories ({documents} training documents) in {seconds[executor]:.1f} s "
               f"= {done / seconds[executor]:.3f} repositories/s")
     print(f"ray / local throughput: {seconds['local'] / seconds['ray']:.2f} (goal >= 0.8)")
-
-
-def peak_traced_bytes(fn) -> int:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def planning(work: Path, sizes: list[int]) -> None:

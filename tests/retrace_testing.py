@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,3 +94,13 @@ class ScriptedEngine:
             self.usage.record(finish_reasons=["stop"] * len(texts))
             replies.append(Reply(tuple(texts), ("stop",) * len(texts)))
         return replies
+
+
+def peak_traced_bytes(fn) -> int:
+    """The peak of memory Python allocated while `fn()` ran (tracemalloc): what a reader holds at once."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -5,12 +5,12 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tracemalloc
 
 import datasketch  # noqa: F401  (imported before memory is traced: its import is not the planner's)
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from retrace_testing import peak_traced_bytes
 
 from retrace.repo import tables
 from retrace.repo.parallel import shard_of
@@ -209,15 +209,6 @@ def test_unnamed_rows_are_numbered_across_json_blocks(tmp_path, monkeypatch):
         s.to_dict() for s in snapshots]
 
 
-def _peak_bytes(fn) -> int:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_the_planner_never_holds_the_texts_of_the_input(tmp_path):
     """100 repositories of 100 KB each in row groups of 4: holding them all would show in the peak."""
     rows = [{"repo_name": f"r/{i}", "path": "data.py",
@@ -226,8 +217,8 @@ def test_the_planner_never_holds_the_texts_of_the_input(tmp_path):
     _write_parquet(tmp_path / "big.parquet", rows, row_group_size=4)
     del rows
     specs = [str(tmp_path / "big.parquet")]
-    ingest_peak = _peak_bytes(lambda: _ingest(specs))
-    plan_peak = _peak_bytes(lambda: _plan(specs, tmp_path))
+    ingest_peak = peak_traced_bytes(lambda: _ingest(specs))
+    plan_peak = peak_traced_bytes(lambda: _plan(specs, tmp_path))
     assert ingest_peak > total  # the measure sees texts held
     assert plan_peak < total / 5, (plan_peak, total)
     plan_text = (tmp_path / "plan" / "train.jsonl").read_text()

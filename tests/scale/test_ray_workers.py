@@ -19,12 +19,12 @@ import os
 import signal
 import threading
 import time
-import tracemalloc
 from itertools import islice
 from pathlib import Path
 
 import psutil
 import pytest
+from retrace_testing import peak_traced_bytes
 from scale_corpus import make_corpus, parse_synthesis_recipe, tree
 
 from retrace.atomic import TEMP_SUFFIX
@@ -114,15 +114,6 @@ def write_small_repositories(root: Path, count: int) -> list[str]:
         (pkg / "core.py").write_text(f'"""Core {r}."""\n\n{body}def run_{r}(x):\n    return step_{r}_0(x)\n')
         specs.append(str(pkg.parent))
     return specs
-
-
-def peak_traced_bytes(fn) -> int:
-    tracemalloc.start()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def text_bytes(snapshots) -> int:
