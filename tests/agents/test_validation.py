@@ -249,6 +249,8 @@ def test_a_full_stop_at_the_very_end_of_a_cut_reply_is_not_trusted():
     # a phrase said twice in one sentence (SmolLM2's think before lib/help.js)
     "The main entry point is types.py, which defines a class called StartResponse and defines a class called "
     "StartResponse.",
+    # a sentence that says nothing the one before did not (SmolLM2's requirements of concurrent, quickstart)
+    "types.py is a project that requires concurrent to run. The project must have concurrent to run.",
 ])
 def test_loops_are_caught(text):
     assert review(text, finish_reason="length").reason == "repetition"  # a loop that ran into the cap: the loop

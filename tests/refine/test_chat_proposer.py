@@ -139,7 +139,7 @@ def test_surprisal_guidance_shows_the_hardest_lines():
      "I check servers against the WSGI specification: validate.py wraps the application.", None),
     # chat formatting (SmolLM2's rewrites of headers.py and thread.py): the rule and bold markers go
     ("---\n\n**Plan.** I start with the parser of the `__init__` headers.", "stop",
-     "Plan. I start with the parser of the `__init__` headers.", None),
+     "I start with the parser of the `__init__` headers.", None),  # "Plan." is a fragment
     ("no sentence ever ends here because the model ran out of tokens before", "length", "", "truncated"),
     # SmolLM2's accepted rewrites in a replication run (2026-12-03): the chat's preamble and voice, a heading,
     # the prompt's outline as a list, a numbered list with a signature
@@ -153,6 +153,20 @@ def test_surprisal_guidance_shows_the_hardest_lines():
     ("What I import:\n- from outside the repository: `collections`, `logging`\n- class Future(Exception): Base "
      "class.", "stop", "", "list"),
     ("1. Server.py: a simple XML-RPC server.\n2. def list_public_methods(obj): Returns a list.", "stop", "", "list"),
+    # SmolLM2's proposals in the quickstart (2026-12-03): fragments only, talk about the original or its length
+    ("project\n\nfeature\n\n#Preliminaries\n\n#1.\n\n#2.\n\n#3.\n\n#", "length", "", "too_short"),
+    ("The original reasoning is a bit verbose and can be clarified with clear explanation.", "stop", "",
+     "restates_prompt"),
+    ("The plan is to create a module with a Python package. This carefully crafted explanation is the only output "
+     "of the last message.", "stop", "", "restates_prompt"),
+    ("The first sentence explains that this action is written in 2 to 8 sentences.", "stop", "", "restates_prompt"),
+    ("I explain my reasoning in a clear and concise style, without writing code, in a single sentence.", "stop", "",
+     "restates_prompt"),
+    # the chat talking to its user, anywhere in the reply; a quoted name may hold the word
+    ("The files are few. When you're building `concurrent.py`, the first part of the file is the imports.", "stop",
+     "", "second_person"),
+    ("I set `you_know` first, then the handlers read it.", "stop", "I set `you_know` first, then the handlers read it.",
+     None),
 ])
 def test_replies_are_cleaned(reply, finish, expected, problem):
     cleaned = clean_reply(reply, finish)

@@ -106,3 +106,15 @@ def test_guard_exempts_bare_signatures_and_what_the_original_said():
                        " next one when full.'''\n")
     assert logged.check(prose + "\nMore.").leaked
     assert not logged.check(prose + "\nMore.", allowed=prose).leaked
+
+
+def test_guard_catches_one_long_payload_line_quoted_in_prose():
+    """SmolLM2, shown wsgiref/validate.py's hardest lines, quoted one; 11 words and one line passed both rules."""
+    payload = ("# (c) 2005 Ian Bicking and contributors; written for Paste (http://pythonpaste.org)\n"
+               "import re\nimport sys\n")
+    quoted = ("- line 2: # (c) 2005 Ian Bicking and contributors; written for Paste (http://pythonpaste.org)\n\n"
+              "The first sentence explains that this action is about the implementation of a behavior.")
+    guard = LeakGuard(payload)
+    assert guard.check(quoted).reason == "span"
+    assert not guard.check(quoted, allowed=quoted).leaked  # the original Think said it: nothing new copied
+    assert not guard.check("I import re and sys, then check the environ dict the server passes.").leaked

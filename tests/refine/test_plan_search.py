@@ -202,6 +202,7 @@ def test_leaking_plan_is_rejected_before_scoring():
 
     class Paster:
         name = "paster"
+        deterministic = True
 
         def propose(self, requests):
             return [[] for _ in requests]
@@ -235,6 +236,7 @@ def test_unsearchable_plans_are_skipped_counted_and_thinks_still_searched(caplog
 
     class ThinkOnly:
         name = "think-only"
+        deterministic = True
 
         def propose(self, requests):
             return [[] for _ in requests]

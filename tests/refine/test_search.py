@@ -208,6 +208,7 @@ def test_unhelpful_thinks_are_flagged_then_kept_or_dropped(keep):
 def test_pasting_proposer_is_stopped_by_the_guard():
     class Paster:
         name = "paster"
+        deterministic = True
 
         def propose(self, requests):
             return [["Here is the file:\n" + (UTIL if r.path == "util.py" else APP), "I will write it."]
@@ -292,3 +293,28 @@ def test_a_scorer_without_a_known_window_needs_a_context_cut():
     with pytest.raises(ValueError, match="scorer_max_model_len"):
         StepScorer(Unbounded())
     assert StepScorer(Unbounded(), max_context_tokens=512).max_context_tokens == 512
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_a_sampling_proposer_that_gives_nothing_is_asked_again(deterministic):
+    """SmolLM2 gave no usable rewrite at the first iteration for 4 of the quickstart's 6 steps; a sampler
+    asked again (new angle, new seed) may, a deterministic proposer would only repeat itself."""
+
+    class Late:
+        name = "late"
+
+        def __init__(self):
+            self.deterministic = deterministic
+            self.asked: list[int] = []
+
+        def propose(self, requests):
+            self.asked += [r.iteration for r in requests]
+            return [["First line.\nSecond line.\nThird line."] if r.iteration == 2 else [] for r in requests]
+
+    proposer = Late()
+    out, stats = refine_trajectories([make_trajectory()], args(refine_iterations=3), proposer, ScriptedScorer())
+    assert proposer.asked == ([0, 0, 0] if deterministic else [0, 1, 2] * 3)  # three Thinks, one after another
+    assert stats.summary.accepted == (0 if deterministic else 3)
+    for log in logs(out):  # one incumbent record per iteration (and the start) either way
+        assert len(log.incumbent_nll) == 4
+        assert log.incumbent_nll[-1] < log.incumbent_nll[0] or deterministic

@@ -62,6 +62,9 @@ NOVEL_MIN_WORDS = 2
 REPEAT_MIN_WORDS = 4
 REPEAT_MIN_CONTENT = 5
 REPEAT_SIMILARITY = 0.8
+# ... or a sentence of REPEAT_SUBSET_MIN_CONTENT+ content words that an earlier sentence already said all of ("This
+# is a project that requires concurrent to run. The project must have concurrent to run.": quickstart, 2026-12-03)
+REPEAT_SUBSET_MIN_CONTENT = 3
 # ... or any phrase of REPEAT_PHRASE_WORDS words said twice: in a note of one or two sentences that is a loop
 # starting ("defines a class called CommandHelp and defines a class called CommandHelp").
 REPEAT_PHRASE_WORDS = 5
@@ -154,9 +157,12 @@ def loops(text: str) -> bool:
                 return True
             seen.add(key)
         content = content_words(sentence)
-        if len(content) >= REPEAT_MIN_CONTENT:
-            if any(len(content & other) >= REPEAT_SIMILARITY * len(content | other) for other in said_before):
-                return True
+        if len(content) >= REPEAT_SUBSET_MIN_CONTENT and any(content <= other for other in said_before):
+            return True
+        if len(content) >= REPEAT_MIN_CONTENT and any(
+                len(content & other) >= REPEAT_SIMILARITY * len(content | other) for other in said_before):
+            return True
+        if len(content) >= REPEAT_SUBSET_MIN_CONTENT:
             said_before.append(content)
     said = words(text)
     phrases = [tuple(said[i:i + REPEAT_PHRASE_WORDS]) for i in range(len(said) - REPEAT_PHRASE_WORDS + 1)]

@@ -82,8 +82,14 @@ _CHAT_VOICE = re.compile(
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
 # the system prompt's words about how to write, said back ("I will first document myself in plain English")
 # ("I will first document myself in plain English", "a solution that does not require any code": commander)
+# A rewrite that talks about the text it rewrites, or its length ("The original reasoning is a bit verbose",
+# "This carefully crafted explanation is the only output", "it is written in 2 to 8 sentences": SmolLM2
+# proposals, quickstart 2026-12-03), is commentary, not reasoning.
 _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code blocks?\b|"
-                         r"\b(?:require|need|write|use)s? (?:no|any) code\b", re.I)
+                         r"\b(?:require|need|write|use)s? (?:no|any) code\b|\b\d+ to \d+ sentences\b|"
+                         r"\bthe original (?:reasoning|response|version|text|explanation)\b|"
+                         r"\bwithout (?:writing|using|any) (?:any )?code\b|\bclear and concise\b|"
+                         r"\bthis (?:\w+ )?(?:crafted )?(?:explanation|response|rewrite)\b", re.I)
 
 
 def speaks_as_the_chat(text: str) -> bool:

@@ -9,6 +9,10 @@ rejects (both on the Think text after the grounded facts are blanked out, see be
   function). Words, not model tokens, so the rule does not depend on the scorer's tokenizer.
 - line rule: of the Think's substantial lines (at least `MIN_LINE_CHARS` characters once stripped), at
   least 2 and more than `line_share` appear verbatim (stripped) as lines of the payload.
+- span rule: a long payload line (at least `SPAN_MIN_CHARS` characters once stripped) appears verbatim
+  anywhere in the Think. Surprisal guidance shows the proposer the payload's hardest lines; SmolLM2 quoted
+  one ("- line 2: # (c) 2005 Ian Bicking and contributors; written for Paste (http://pythonpaste.org)", 11
+  words, under the n-gram rule, one line, under the line rule) and the search accepted it.
 
 Allowed facts: the signatures (with or without their `def`/`class` keyword), names and first docstring
 sentences of the `Grounding`'s definitions and its purpose are what the analysis gives every agent
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from retrace.data import Grounding
 
 MIN_LINE_CHARS = 12
+SPAN_MIN_CHARS = 30  # prose shares no line this long with code by chance
 KEYWORDS = ("def ", "class ", "async def ")
 SEPARATOR = "\n\u241e\n"  # not a word of any payload: n-grams never span a blanked fact
 
@@ -32,7 +37,7 @@ SEPARATOR = "\n\u241e\n"  # not a word of any payload: n-grams never span a blan
 @dataclass(frozen=True)
 class LeakCheck:
     leaked: bool
-    reason: str = ""  # "ngram" | "lines" | ""
+    reason: str = ""  # "ngram" | "lines" | "span" | ""
 
 
 def allowed_fact_strings(facts: Grounding | list[Grounding] | None) -> list[str]:
@@ -68,6 +73,7 @@ class LeakGuard:
         self.line_share = line_share
         self.payload_ngrams = _ngrams(payload.split(), ngram)
         self.payload_lines = {line.strip() for line in payload.splitlines() if len(line.strip()) >= MIN_LINE_CHARS}
+        self.long_lines = sorted(line for line in self.payload_lines if len(line) >= SPAN_MIN_CHARS)
 
     def check(self, think: str, facts: Grounding | list[Grounding] | None = None,
               allowed: str = "") -> LeakCheck:
@@ -82,4 +88,6 @@ class LeakGuard:
         copied = sum(line in self.payload_lines and line not in exempt_lines for line in lines)
         if lines and copied >= 2 and copied / len(lines) > self.line_share:
             return LeakCheck(True, "lines")
+        if any(line in text and line not in allowed for line in self.long_lines):
+            return LeakCheck(True, "span")
         return LeakCheck(False)

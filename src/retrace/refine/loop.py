@@ -3,8 +3,10 @@
 For a wave of steps (one per repository), each iteration asks the proposer once for every step still
 active, passes each candidate through the leakage guard, scores the rest in one batch per step (with the
 incumbent and the no-Think baseline the first time), and replaces the incumbent by the best candidate only
-if its mean NLL is strictly lower, so the incumbent's NLL never rises. A step with nothing new to propose
-stops; its incumbent carries over to the remaining iterations. Everything is logged in the step's
+if its mean NLL is strictly lower, so the incumbent's NLL never rises. A step that a deterministic proposer
+(the structural one) gives nothing new stops, its incumbent carrying over to the remaining iterations; a
+sampling proposer is asked again (new angles, new seed): SmolLM2 gave no usable rewrite at the first
+iteration for 4 of the quickstart's 6 steps, which then were never searched at all. Everything is logged in the step's
 `SearchLog` (retrace.data.records).
 """
 
@@ -43,8 +45,11 @@ class StepSearch:
 
 
 def search_wave(steps: list[StepSearch], iterations: int, propose: Callable[[list], list[list[str]]],
-                request: Callable[[StepSearch, int], Any], *, max_think_chars: int, guided: bool) -> None:
+                request: Callable[[StepSearch, int], Any], *, max_think_chars: int, guided: bool,
+                stop_when_empty: bool = True) -> None:
     """All iterations for a batch of steps, one `propose` call per iteration (`request` builds each step's ask).
+
+    `stop_when_empty`: a step given nothing new stops (the proposer is deterministic and would only repeat).
 
     The incumbent and the no-Think baseline are scored in one batch with the first candidates, or before
     them when surprisal guidance (`guided`) needs the incumbent's per-token losses for the first proposals.
@@ -58,7 +63,7 @@ def search_wave(steps: list[StepSearch], iterations: int, propose: Callable[[lis
         asks = [request(s, iteration) for s in active]
         proposals = propose(asks) if asks else []
         for step, texts in zip(active, proposals):
-            _score_candidates(step, iteration, texts, max_think_chars)
+            _score_candidates(step, iteration, texts, max_think_chars, stop_when_empty)
         for step in steps:
             if step.done:
                 record_incumbent(step)  # nothing left to propose: the incumbent carries over
@@ -86,7 +91,8 @@ def _candidate_text(step: StepSearch, text: str, max_think_chars: int) -> str:
     return plan.render()
 
 
-def _score_candidates(step: StepSearch, iteration: int, texts: list[str], max_think_chars: int) -> None:
+def _score_candidates(step: StepSearch, iteration: int, texts: list[str], max_think_chars: int,
+                      stop_when_empty: bool) -> None:
     entries, to_score = [], []
     for text in texts:
         text = _candidate_text(step, text, max_think_chars)
@@ -102,7 +108,9 @@ def _score_candidates(step: StepSearch, iteration: int, texts: list[str], max_th
         entries.append(entry)
     scores = score_batch(step, [entry.text for entry in to_score])
     if not entries:
-        step.done = True
+        step.done = stop_when_empty
+        if not step.done:
+            record_incumbent(step)
         return
     best = None
     for entry, score in zip(to_score, scores):

@@ -37,7 +37,8 @@ def search_plans(repos: list[RepoSearch], args: RefineArguments, proposer: Propo
     """One wave over every repository's plan; the winners go into the document text later Thinks see."""
     steps = [s for s in (_begin_plan(r, args, plan_scorer) for r in repos) if s is not None]
     search_wave(steps, args.refine_iterations, proposer.propose_plans, lambda s, i: _plan_request(s, i, args),
-                max_think_chars=args.refine_max_think_chars, guided=False)
+                max_think_chars=args.refine_max_think_chars, guided=False,
+                stop_when_empty=proposer.deterministic)
     for step in steps:
         repo, plan = step.repo, step.repo.traj.steps[step.index]
         step.log.unhelpful = not step.incumbent_score.mean < step.log.baseline_nll

@@ -68,9 +68,13 @@ class PlanRequest:
 
 
 class Proposer(Protocol):
-    """`propose` rewrites Thinks; a proposer that can also rewrite plans has `propose_plans` (same contract)."""
+    """`propose` rewrites Thinks; a proposer that can also rewrite plans has `propose_plans` (same contract).
+
+    `deterministic`: the same request always gets the same proposals, so a step given nothing new stops.
+    """
 
     name: str
+    deterministic: bool
 
     def propose(self, requests: list[ProposalRequest]) -> list[list[str]]: ...
 
@@ -99,6 +103,7 @@ class ChatProposer:
     def __init__(self, engine, *, seed: int = 0, facts_chars: int = 1500, context_chars: int = 700):
         self.engine = engine
         self.name = engine.backend
+        self.deterministic = False  # each iteration asks with new angles and a new seed
         self.seed = seed
         self.counts: Counter[str] = Counter()
         self.facts_chars = facts_chars

@@ -3,8 +3,9 @@
 A chat model's reply is cleaned before the search sees it: a reasoning model's `<think>...</think>`
 scratchpad is removed (an unclosed one makes the reply unusable), a leading "Here is the rewritten
 reasoning:" line is dropped, a reply holding a code fence, document markup or lines of code is refused (a
-Think is prose; the leakage guard then checks what is left against the real code). Sentences that restate
-an instruction of the prompt, or repeat an earlier sentence, are dropped (a reply that is mostly repetition
+Think is prose; the leakage guard then checks what is left against the real code). Fragments (two words
+or fewer: "#1.", "project"), sentences that restate an instruction of the prompt, and sentences that repeat
+an earlier one are dropped (a reply that is mostly repetition
 is refused: a loop), and a reply that does not end a sentence (cut by the token limit, or trailing off) is
 cut back to its last full sentence. Measured on SmolLM2-135M rewriting wsgiref and json Thinks: it restates
 the instruction ("Rewrite this reasoning so that it explains how to implement `__init__.py` ..."), loops
@@ -29,6 +30,7 @@ from retrace.data.text_checks import (
 MIN_REPLY_CHARS = 30
 # A sentence restates an instruction by retrace.data.text_checks.restates_sentence (the policy's thresholds).
 REPEAT_MIN_WORDS = 4   # a sentence of this many words said again is a repeat
+FRAGMENT_MAX_WORDS = 2  # a "sentence" of this many words or fewer is a fragment and dropped ("#1.", "project")
 # A loop: word 4-grams occurring more than once cover half of a reply of 16+ words.
 CODE_MIN_LINES = 2     # this many code-like lines make a reply code
 
@@ -40,6 +42,11 @@ _PREAMBLE = re.compile(r"^(?:sure|okay|ok)?[,.!]?\s*(?:here(?:'s| is| are)\b[^\n
 # ("What I import:\n- from outside the repository: ...", "1. Server.py: ... 2. def list_public_methods(obj): ...")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s")
 LIST_MAX_ITEMS = 1
+# A Think is the engineer talking to themself: "you" anywhere (outside quoted names) is the chat talking to its
+# user. Of SmolLM2's scored proposals in the quickstart (2026-12-03) the four with "you" were all chat: "Your
+# task is to read this file", "When you're building `concurrent.py`", "You may reproduce or modify this code".
+_SECOND_PERSON = re.compile(r"\byou(?:'re|'ll|'ve|'d|r|rs|rself)?\b", re.I)
+_QUOTED = re.compile(r"`[^`]*`")
 _MARKUP = re.compile(r"</|<\||<(?:write|read|think|plan|observation|subagent|repository)\b")
 _CODE_LINE = re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|import \w|from [\w.]+ import |return\b|@\w+|"
                         r"(?:if|for|while|elif|try|except|with)\b[^.]*:\s*$|[\w.\[\]]+\s*[-+*/]?=\s*[\w\"'(\[{])")
@@ -56,7 +63,7 @@ class CleanReply:
 
     text: str
     problem: str | None = None   # scratchpad | code_block | markup | code | list | repetition | restates_prompt |
-    #                              truncated | too_short
+    #                              second_person | truncated | too_short
     cut: bool = False
     dropped: int = 0
 
@@ -100,6 +107,10 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
         return CleanReply("", "repetition")
     if not text and dropped or speaks_as_the_chat(text):
         return CleanReply("", "restates_prompt")
+    if _SECOND_PERSON.search(_QUOTED.sub("", text)):
+        return CleanReply("", "second_person")
+    if not text:  # fragments only ("project\n\nfeature\n\n#Preliminaries\n\n#1.\n\n#2.")
+        return CleanReply("", "too_short")
     cut = False
     if finish_reason == "length" or not _ENDS_SENTENCE.search(text):
         ends = list(_SENTENCE_END.finditer(text))
@@ -124,6 +135,9 @@ def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str,
         sentences += 1
         key = " ".join(re.findall(r"\w+", sentence.lower()))
         words = content_words(sentence)
+        if len(re.findall(r"[A-Za-z]{2,}", sentence)) <= FRAGMENT_MAX_WORDS:
+            sentences -= 1  # not a sentence: dropped, not counted as one restated
+            continue
         if len(key.split()) >= REPEAT_MIN_WORDS and key in seen:
             dropped, repeats = dropped + 1, repeats + 1
             continue

@@ -102,7 +102,8 @@ def refine_trajectories(trajectories: list[Trajectory], args: RefineArguments, p
             break
         steps = [s for s in (_begin(r, r.targets[r.cursor], args, scorer) for r in wave) if s is not None]
         search_wave(steps, args.refine_iterations, proposer.propose, lambda s, i: _request(s, i, args),
-                    max_think_chars=args.refine_max_think_chars, guided=args.refine_surprisal_guided)
+                    max_think_chars=args.refine_max_think_chars, guided=args.refine_surprisal_guided,
+                    stop_when_empty=proposer.deterministic)
         for step in steps:
             _finish(step, args)
         for repo in wave:

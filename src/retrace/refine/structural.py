@@ -156,6 +156,7 @@ class StructuralProposer:
     """Candidates in a fixed order of usefulness; the first `n` the step has not tried yet are proposed."""
 
     name = "structural"
+    deterministic = True
 
     def __init__(self, max_chars: int = 2400):
         self.max_chars = max_chars
