@@ -165,6 +165,9 @@ def test_surprisal_guidance_shows_the_hardest_lines():
     # the chat talking to its user, anywhere in the reply; a quoted name may hold the word
     ("The files are few. When you're building `concurrent.py`, the first part of the file is the imports.", "stop",
      "", "second_person"),
+    # the rewriting task said back (SmolLM2's accepted rewrite of futures/_base.py, quickstart 2026-12-04)
+    ("The plan is to rewrite the file to create a custom class that manages the future state.", "stop", "",
+     "restates_prompt"),
     ("I set `you_know` first, then the handlers read it.", "stop", "I set `you_know` first, then the handlers read it.",
      None),
 ])

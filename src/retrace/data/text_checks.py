@@ -77,7 +77,7 @@ _CHAT_VOICE = re.compile(
     r"(?:response|answer|reply|reasoning|breakdown|summary|explanation|overview)\b|"
     r"\byou(?:'re| are) (?:referring|asking|talking)\b|"  # "The code you're referring to is ..." (commander)
     r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
-    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note|version|passage)\b|"
+    r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note|version|passage|file|text|think)\b|"
     # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
 # the system prompt's words about how to write, said back ("I will first document myself in plain English")
