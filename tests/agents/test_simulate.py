@@ -10,6 +10,7 @@ from retrace_testing import ScriptedEngine
 
 from retrace.agents import SimulationArguments, StructuralPolicy, build_policy, simulate_repositories
 from retrace.agents.policies import ChatPolicy, PolicyRequest
+from retrace.agents.structural import requirements_text
 from retrace.agents.validation import check_reply
 from retrace.data import Trajectory, trajectory_to_document
 from retrace.repo import analyze_repository, ingest_local_dir
@@ -150,3 +151,15 @@ def test_plan_covers_every_kept_file_exactly_once_in_order():
     assert len(entries) == len(set(entries))
     delegated = [s.path for s in traj.steps if s.kind == "delegate"]
     assert delegated == traj.order
+
+
+@pytest.mark.parametrize(("edges", "says"), [
+    (0, "No file imports another, so each file is implemented on its own"),
+    (1, "through one in-repository import, so each file"),
+    (3, "through 3 in-repository imports, so each file"),
+])
+def test_structural_requirements_say_how_the_files_depend_on_each_other(edges, says):
+    overview = {"repo": "futures", "description": "", "packages": ["futures"], "languages": "Python",
+                "n_files": 2, "n_lines": 1098, "n_edges": edges, "cycles": []}
+    text = requirements_text(overview)
+    assert says in text and ("0 in-repository" not in text)

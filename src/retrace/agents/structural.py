@@ -22,10 +22,13 @@ def requirements_text(overview: dict) -> str:
     shape = f"It is a {overview['languages']} project of {overview['n_files']} files (~{overview['n_lines']} lines)"
     shape += f" organised in packages {_names(packages)}." if packages else " in a single package."
     lines.append(shape)
-    lines.append(
-        f"The files depend on each other through {overview['n_edges']} in-repository imports, so each file "
-        "is implemented after the modules it imports, by a sub-agent that reads those modules first."
-    )
+    if overview["n_edges"]:
+        imports = "one in-repository import" if overview["n_edges"] == 1 else \
+            f"{overview['n_edges']} in-repository imports"
+        lines.append(f"The files depend on each other through {imports}, so each file is implemented after the "
+                     "modules it imports, by a sub-agent that reads those modules first.")
+    else:
+        lines.append("No file imports another, so each file is implemented on its own, in the plan's order.")
     if overview["cycles"]:
         lines.append(f"{len(overview['cycles'])} import cycle(s) exist; inside a cycle, files that others need "
                      "first are written first and the remaining imports are resolved at run time.")
