@@ -46,7 +46,8 @@ quickstart: install
 # The paper's comparison with error bars (recipes/replication/): one synthesis over stdlib packages (three
 # corpora: Raw-Repos, Repo2Agent, Repo2Agent-Search), each arm trained at seeds 0 and 1 on the same token
 # budget, the base and the six models evaluated with 95% intervals, then report.md and its figures. A rerun
-# skips stages whose output is complete. About 75 min on the 2-core CPU including install (an estimate).
+# skips stages whose output is complete. 57 min from a fresh clone on the 2-core CPU,
+# install included (2026-12-04).
 REPLICATION_DIR ?= runs/replication
 replicate: install
 	$(PY) -m retrace.replication --output_dir $(REPLICATION_DIR)
