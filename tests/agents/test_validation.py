@@ -118,6 +118,15 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     assert review(text, "think_read").reason == "restates_prompt"
 
 
+def test_a_think_that_orders_its_own_file_restates_the_delegation():
+    # SmolLM2's think before lib/help.js (commander, 2026-12-04): the main agent's order, said back
+    ordered = 'Implement "headers.py" to build on "util.py" and encourage the StartResponse protocol.'
+    assert review(ordered, "think_read").reason == "restates_prompt"
+    # an engineer's plan that happens to start with the verb is not the order
+    assert review("Implementing StartResponse first lets headers.py and util.py share its types.",
+                  "think_read").reason is None
+
+
 TYPES_PLAN = "Types.py is a Python module that defines the WSGI-specific types for handling HTTP requests."
 
 
@@ -251,6 +260,10 @@ def test_a_full_stop_at_the_very_end_of_a_cut_reply_is_not_trusted():
     "StartResponse.",
     # a sentence that says nothing the one before did not (SmolLM2's requirements of concurrent, quickstart)
     "types.py is a project that requires concurrent to run. The project must have concurrent to run.",
+    # a phrase or a word said twice in one sentence (SmolLM2 on commander, 2026-12-04)
+    "types.py is the command-line interface command-line interface server for StartResponse.",
+    "types.py defines a StartResponse client-client that lets one choose between parsing options and parsing "
+    "options.",
 ])
 def test_loops_are_caught(text):
     assert review(text, finish_reason="length").reason == "repetition"  # a loop that ran into the cap: the loop

@@ -168,6 +168,8 @@ def test_surprisal_guidance_shows_the_hardest_lines():
     # the rewriting task said back (SmolLM2's accepted rewrite of futures/_base.py, quickstart 2026-12-04)
     ("The plan is to rewrite the file to create a custom class that manages the future state.", "stop", "",
      "restates_prompt"),
+    # a phrase said twice in one sentence (SmolLM2 on commander, 2026-12-04)
+    ("I write the option parser option parser first, since the help text reads it.", "stop", "", "repetition"),
     ("I set `you_know` first, then the handlers read it.", "stop", "I set `you_know` first, then the handlers read it.",
      None),
 ])

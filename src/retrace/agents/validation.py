@@ -42,6 +42,7 @@ from retrace.data.text_checks import (
     restates_sentence,
     sentences,
     speaks_as_the_chat,
+    stutters,
     words,
 )
 
@@ -152,6 +153,8 @@ def loops(text: str) -> bool:
     said_before: list[frozenset[str]] = []
     for sentence in sentences(text):
         key = tuple(words(sentence))
+        if stutters(list(key)):
+            return True
         if len(key) >= REPEAT_MIN_WORDS:
             if key in seen:
                 return True

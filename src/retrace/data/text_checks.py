@@ -55,6 +55,31 @@ def loops_by_coverage(words: list[str]) -> bool:
     return len(covered) >= REPEAT_COVERAGE * len(words)
 
 
+# A stutter: inside one sentence, a phrase of STUTTER_PHRASE_WORDS words (STUTTER_MIN_CONTENT+ of them content
+# words: "a Python module" twice is plain, if poor, prose) said twice, or content words said twice in a row (one of STUTTER_MIN_WORD_CHARS+ letters, or a pair:
+# "option parser option parser"). SmolLM2 on commander
+# (2026-12-04): "the command-line interface command-line interface server", "choose between command-line
+# parsing options and command-line parsing options", "command-line-option-parser-client-client".
+STUTTER_PHRASE_WORDS = 3
+STUTTER_MIN_CONTENT = 3
+STUTTER_MIN_WORD_CHARS = 4
+
+
+def stutters(sentence_words: list[str]) -> bool:
+    """Whether one sentence's words repeat a content phrase or a content word back to back (thresholds above)."""
+    content = [w not in STOPWORDS and len(w) > 1 for w in sentence_words]
+    for i in range(1, len(sentence_words)):
+        word = sentence_words[i]
+        if word == sentence_words[i - 1] and content[i] and len(word) >= STUTTER_MIN_WORD_CHARS:
+            return True
+        if i >= 3 and sentence_words[i - 3:i - 1] == sentence_words[i - 1:i + 1] and all(content[i - 1:i + 1]):
+            return True
+    n = STUTTER_PHRASE_WORDS
+    phrases = [tuple(sentence_words[i:i + n]) for i in range(len(sentence_words) - n + 1)
+               if sum(content[i:i + n]) >= STUTTER_MIN_CONTENT]
+    return len(set(phrases)) < len(phrases)
+
+
 # Chat formatting that is not part of an engineer's note: rule lines ("---"), bold markers ("**bold**") and
 # heading marks ("## Plan"). Inline code (`name`) and underscores (`__init__`) stay: notes quote names.
 _RULE_LINE = re.compile(r"^[ \t]*(?:-{3,}|\*{3,}|_{3,}|={3,})[ \t]*$\n?", re.M)
@@ -77,6 +102,8 @@ _CHAT_VOICE = re.compile(
     r"(?:response|answer|reply|reasoning|breakdown|summary|explanation|overview)\b|"
     r"\byou(?:'re| are) (?:referring|asking|talking)\b|"  # "The code you're referring to is ..." (commander)
     r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
+    # the delegation said back as an order ('Implement "lib/argument.js" to build on ...': commander, 2026-12-04)
+    r"^\W*implement\s+[\"'`“]?[\w./-]+\.\w+\b|"
     r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note|version|passage|file|text|think)\b|"
     # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)

@@ -25,7 +25,10 @@ from retrace.data.text_checks import (
     plain_prose,
     restates_sentence,
     speaks_as_the_chat,
+    stutters,
 )
+from retrace.data.text_checks import sentences as split_sentences
+from retrace.data.text_checks import words as word_list
 
 MIN_REPLY_CHARS = 30
 # A sentence restates an instruction by retrace.data.text_checks.restates_sentence (the policy's thresholds).
@@ -150,4 +153,6 @@ def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str,
 
 
 def _loops(text: str) -> bool:
+    if any(stutters(word_list(sentence)) for sentence in split_sentences(text)):
+        return True
     return loops_by_coverage(re.findall(r"\w+", text.lower()))
