@@ -118,6 +118,13 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     assert review(text, "think_read").reason == "restates_prompt"
 
 
+def test_telling_someone_what_they_need_to_do_anywhere_restates_the_prompt():
+    # the third sentence of SmolLM2's requirements of concurrent (quickstart, 2026-12-04)
+    text = ("types.py declares StartResponse. It wraps the stream in InputStream. To create the temporary file, "
+            "you need to run Python's built-in concurrent module.")
+    assert review(text).reason == "restates_prompt"
+
+
 def test_a_think_that_orders_its_own_file_restates_the_delegation():
     # SmolLM2's think before lib/help.js (commander, 2026-12-04): the main agent's order, said back
     ordered = 'Implement "headers.py" to build on "util.py" and encourage the StartResponse protocol.'
@@ -264,6 +271,8 @@ def test_a_full_stop_at_the_very_end_of_a_cut_reply_is_not_trusted():
     "types.py is the command-line interface command-line interface server for StartResponse.",
     "types.py defines a StartResponse client-client that lets one choose between parsing options and parsing "
     "options.",
+    # the same name on both sides of "and" (SmolLM2's requirements of concurrent, quickstart 2026-12-04)
+    'types.py must include the files "futures/: __init__.py" and "futures/: __init__.py".',
 ])
 def test_loops_are_caught(text):
     assert review(text, finish_reason="length").reason == "repetition"  # a loop that ran into the cap: the loop

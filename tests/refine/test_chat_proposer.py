@@ -170,6 +170,11 @@ def test_surprisal_guidance_shows_the_hardest_lines():
      "restates_prompt"),
     # a phrase said twice in one sentence (SmolLM2 on commander, 2026-12-04)
     ("I write the option parser option parser first, since the help text reads it.", "stop", "", "repetition"),
+    # a template said again with other names, and the work called "the task" (SmolLM2, quickstart 2026-12-04)
+    ("I add the waiters. This class is not defined, so I created a class InvalidStateError to be defined. This "
+     "class is not defined, so I created a class _Waiter in the base class.", "stop", "", "repetition"),
+    ("The task involves creating the futures file from the base classes and the waiters.", "stop", "",
+     "restates_prompt"),
     ("I set `you_know` first, then the handlers read it.", "stop", "I set `you_know` first, then the handlers read it.",
      None),
 ])

@@ -39,6 +39,7 @@ from retrace.data.text_checks import (
     content_words,
     loops_by_coverage,
     plain_prose,
+    repeats_a_phrase,
     restates_sentence,
     sentences,
     speaks_as_the_chat,
@@ -66,9 +67,9 @@ REPEAT_SIMILARITY = 0.8
 # ... or a sentence of REPEAT_SUBSET_MIN_CONTENT+ content words that an earlier sentence already said all of ("This
 # is a project that requires concurrent to run. The project must have concurrent to run.": quickstart, 2026-12-03)
 REPEAT_SUBSET_MIN_CONTENT = 3
-# ... or any phrase of REPEAT_PHRASE_WORDS words said twice: in a note of one or two sentences that is a loop
-# starting ("defines a class called CommandHelp and defines a class called CommandHelp").
-REPEAT_PHRASE_WORDS = 5
+# ... or any phrase of REPEAT_PHRASE_WORDS words said twice (retrace.data.text_checks.repeats_a_phrase): in a
+# note of one or two sentences that is a loop starting ("defines a class called CommandHelp and defines a class
+# called CommandHelp").
 # truncated: a reply cut by the token limit is kept up to its last complete sentence only when that keeps
 # TRIM_MIN_SHARE of its characters (the cut lost a fragment, not the substance) and still names an anchor.
 TRIM_MIN_SHARE = 0.5
@@ -168,10 +169,7 @@ def loops(text: str) -> bool:
         if len(content) >= REPEAT_SUBSET_MIN_CONTENT:
             said_before.append(content)
     said = words(text)
-    phrases = [tuple(said[i:i + REPEAT_PHRASE_WORDS]) for i in range(len(said) - REPEAT_PHRASE_WORDS + 1)]
-    if len(set(phrases)) < len(phrases):
-        return True
-    return loops_by_coverage(said)
+    return repeats_a_phrase(said) or loops_by_coverage(said)
 
 
 def echoes(text: str, prompt: str) -> bool:

@@ -63,6 +63,17 @@ def loops_by_coverage(words: list[str]) -> bool:
 STUTTER_PHRASE_WORDS = 3
 STUTTER_MIN_CONTENT = 3
 STUTTER_MIN_WORD_CHARS = 4
+_CONJUNCTIONS = frozenset({"and", "or"})
+# A loop across sentences: any phrase of REPEAT_PHRASE_WORDS words said twice in a reply ("This class is not
+# defined, so I created a class InvalidStateError ... This class is not defined, so I created a class ...").
+REPEAT_PHRASE_WORDS = 5
+
+
+def repeats_a_phrase(text_words: list[str]) -> bool:
+    """Whether a phrase of REPEAT_PHRASE_WORDS words occurs twice in `text_words`."""
+    n = REPEAT_PHRASE_WORDS
+    phrases = [tuple(text_words[i:i + n]) for i in range(len(text_words) - n + 1)]
+    return len(set(phrases)) < len(phrases)
 
 
 def stutters(sentence_words: list[str]) -> bool:
@@ -74,6 +85,11 @@ def stutters(sentence_words: list[str]) -> bool:
             return True
         if i >= 3 and sentence_words[i - 3:i - 1] == sentence_words[i - 1:i + 1] and all(content[i - 1:i + 1]):
             return True
+    for n in (1, 2, 3):  # "A and A": the same name on both sides of a conjunction
+        for i in range(len(sentence_words) - 2 * n):
+            left, right = sentence_words[i:i + n], sentence_words[i + n + 1:i + 2 * n + 1]
+            if sentence_words[i + n] in _CONJUNCTIONS and left == right and any(content[i:i + n]):
+                return True
     n = STUTTER_PHRASE_WORDS
     phrases = [tuple(sentence_words[i:i + n]) for i in range(len(sentence_words) - n + 1)
                if sum(content[i:i + n]) >= STUTTER_MIN_CONTENT]
@@ -97,7 +113,7 @@ def plain_prose(text: str) -> tuple[str, bool]:
 # opens in that voice, tells someone what they need to do, answers "the above question", reports what "the
 # user" said, or talks about rewriting itself speaks about the chat, not as the engineer.
 _CHAT_VOICE = re.compile(
-    r"^\W*(?:so,? )?(?:you|you're|you'll|your|sure)\b|\byou(?:'ll| will)? (?:need|have|must|should) to\b|"
+    r"^\W*(?:so,? )?(?:you|you're|you'll|your|sure)\b|"
     r"^\W*here(?:'s| is) (?:a |an |the |my )?(?:possible |short |rewritten |brief |quick )?"
     r"(?:response|answer|reply|reasoning|breakdown|summary|explanation|overview)\b|"
     r"\byou(?:'re| are) (?:referring|asking|talking)\b|"  # "The code you're referring to is ..." (commander)
@@ -116,7 +132,12 @@ _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code bl
                          r"\b(?:require|need|write|use)s? (?:no|any) code\b|\b\d+ to \d+ sentences\b|"
                          r"\bthe original (?:reasoning|response|version|text|explanation)\b|"
                          r"\bwithout (?:writing|using|any) (?:any )?code\b|\bclear and concise\b|"
-                         r"\bthis (?:\w+ )?(?:crafted )?(?:explanation|response|rewrite)\b", re.I)
+                         r"\bthis (?:\w+ )?(?:crafted )?(?:explanation|response|rewrite)\b|"
+                         # telling someone what they need to do, anywhere ("To create the temporary file, you need
+                         # to run ...": requirements), or calling the work "the task" ("The task involves creating
+                         # ...", "In this task, I added ...": SmolLM2 in the quickstart, 2026-12-04)
+                         r"\byou(?:'ll| will)? (?:need|have|must|should) to\b|"
+                         r"\b(?:the|this) task (?:involves|is to|requires|at hand)\b|\bin this task\b", re.I)
 
 
 def speaks_as_the_chat(text: str) -> bool:

@@ -23,6 +23,7 @@ from retrace.data.text_checks import (
     content_words,
     loops_by_coverage,
     plain_prose,
+    repeats_a_phrase,
     restates_sentence,
     speaks_as_the_chat,
     stutters,
@@ -106,8 +107,8 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
     if _loops(text):
         return CleanReply("", "repetition")
     text, dropped, repeats, sentences = _drop_sentences(text, instructions)
-    if repeats and repeats * 2 >= sentences:
-        return CleanReply("", "repetition")
+    if repeats and repeats * 2 >= sentences or repeats_a_phrase(word_list(text)):  # a sentence said again is
+        return CleanReply("", "repetition")  # dropped; a phrase said again in what is left is a loop
     if not text and dropped or speaks_as_the_chat(text):
         return CleanReply("", "restates_prompt")
     if _SECOND_PERSON.search(_QUOTED.sub("", text)):
