@@ -64,14 +64,17 @@ STUTTER_PHRASE_WORDS = 3
 STUTTER_MIN_CONTENT = 3
 STUTTER_MIN_WORD_CHARS = 4
 _CONJUNCTIONS = frozenset({"and", "or"})
-# A loop across sentences: any phrase of REPEAT_PHRASE_WORDS words said twice in a reply ("This class is not
-# defined, so I created a class InvalidStateError ... This class is not defined, so I created a class ...").
+# A loop across sentences: a phrase of REPEAT_PHRASE_WORDS words said twice in a short note (the policy's one to
+# three sentences: "defines a class called CommandHelp and defines a class called CommandHelp"), or of
+# REPEAT_PHRASE_WORDS_LONG in a longer proposal ("This class is not defined, so I created a class
+# InvalidStateError ... This class is not defined, so I created a class _Waiter"), where five words said twice
+# are often plain prose ("to a list of iterables", "create a custom module that": SmolLM2, quickstart).
 REPEAT_PHRASE_WORDS = 5
+REPEAT_PHRASE_WORDS_LONG = 8
 
 
-def repeats_a_phrase(text_words: list[str]) -> bool:
-    """Whether a phrase of REPEAT_PHRASE_WORDS words occurs twice in `text_words`."""
-    n = REPEAT_PHRASE_WORDS
+def repeats_a_phrase(text_words: list[str], n: int = REPEAT_PHRASE_WORDS) -> bool:
+    """Whether a phrase of `n` words occurs twice in `text_words`."""
     phrases = [tuple(text_words[i:i + n]) for i in range(len(text_words) - n + 1)]
     return len(set(phrases)) < len(phrases)
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from retrace.data.text_checks import (
+    REPEAT_PHRASE_WORDS_LONG,
     RESTATE_MIN_SHARED,
     content_words,
     loops_by_coverage,
@@ -107,7 +108,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
     if _loops(text):
         return CleanReply("", "repetition")
     text, dropped, repeats, sentences = _drop_sentences(text, instructions)
-    if repeats and repeats * 2 >= sentences or repeats_a_phrase(word_list(text)):  # a sentence said again is
+    if repeats and repeats * 2 >= sentences or repeats_a_phrase(word_list(text), REPEAT_PHRASE_WORDS_LONG):  # a sentence said again is
         return CleanReply("", "repetition")  # dropped; a phrase said again in what is left is a loop
     if not text and dropped or speaks_as_the_chat(text):
         return CleanReply("", "restates_prompt")
