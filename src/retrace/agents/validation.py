@@ -154,7 +154,7 @@ def loops(text: str) -> bool:
     said_before: list[frozenset[str]] = []
     for sentence in sentences(text):
         key = tuple(words(sentence))
-        if stutters(list(key)):
+        if stutters(sentence):
             return True
         if len(key) >= REPEAT_MIN_WORDS:
             if key in seen:

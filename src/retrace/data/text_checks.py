@@ -79,24 +79,36 @@ def repeats_a_phrase(text_words: list[str], n: int = REPEAT_PHRASE_WORDS) -> boo
     return len(set(phrases)) < len(phrases)
 
 
-def stutters(sentence_words: list[str]) -> bool:
-    """Whether one sentence's words repeat a content phrase or a content word back to back (thresholds above)."""
-    content = [w not in STOPWORDS and len(w) > 1 for w in sentence_words]
-    for i in range(1, len(sentence_words)):
-        word = sentence_words[i]
-        if word == sentence_words[i - 1] and content[i] and len(word) >= STUTTER_MIN_WORD_CHARS:
-            return True
-        if i >= 3 and sentence_words[i - 3:i - 1] == sentence_words[i - 1:i + 1] and all(content[i - 1:i + 1]):
-            return True
+def stutters(sentence: str) -> bool:
+    """Whether one sentence repeats a content phrase, or content words back to back (thresholds above)."""
+    said = words(sentence)
+    content = [w not in STOPWORDS and len(w) > 1 for w in said]
+    # back to back inside one clause: a name after its label ("lib/words.js: lib/words.js does ...") is no stutter
+    if any(_back_to_back(words(clause)) for clause in _CLAUSE_BREAK.split(sentence)):
+        return True
     for n in (1, 2, 3):  # "A and A": the same name on both sides of a conjunction
-        for i in range(len(sentence_words) - 2 * n):
-            left, right = sentence_words[i:i + n], sentence_words[i + n + 1:i + 2 * n + 1]
-            if sentence_words[i + n] in _CONJUNCTIONS and left == right and any(content[i:i + n]):
+        for i in range(len(said) - 2 * n):
+            left, right = said[i:i + n], said[i + n + 1:i + 2 * n + 1]
+            if said[i + n] in _CONJUNCTIONS and left == right and any(content[i:i + n]):
                 return True
     n = STUTTER_PHRASE_WORDS
-    phrases = [tuple(sentence_words[i:i + n]) for i in range(len(sentence_words) - n + 1)
-               if sum(content[i:i + n]) >= STUTTER_MIN_CONTENT]
+    phrases = [tuple(said[i:i + n]) for i in range(len(said) - n + 1) if sum(content[i:i + n]) >= STUTTER_MIN_CONTENT]
     return len(set(phrases)) < len(phrases)
+
+
+_CLAUSE_BREAK = re.compile(r"[:;,()\"“”]|\s[-–—]\s")
+
+
+def _back_to_back(clause_words: list[str]) -> bool:
+    """A content word of STUTTER_MIN_WORD_CHARS+ letters, or a pair of content words, said twice in a row."""
+    content = [w not in STOPWORDS and len(w) > 1 for w in clause_words]
+    for i in range(1, len(clause_words)):
+        word = clause_words[i]
+        if word == clause_words[i - 1] and content[i] and len(word) >= STUTTER_MIN_WORD_CHARS:
+            return True
+        if i >= 3 and clause_words[i - 3:i - 1] == clause_words[i - 1:i + 1] and all(content[i - 1:i + 1]):
+            return True
+    return False
 
 
 # Chat formatting that is not part of an engineer's note: rule lines ("---"), bold markers ("**bold**") and

@@ -155,6 +155,6 @@ def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str,
 
 
 def _loops(text: str) -> bool:
-    if any(stutters(word_list(sentence)) for sentence in split_sentences(text)):
+    if any(stutters(sentence) for sentence in split_sentences(text)):
         return True
     return loops_by_coverage(re.findall(r"\w+", text.lower()))
