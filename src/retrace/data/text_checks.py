@@ -56,10 +56,11 @@ def loops_by_coverage(words: list[str]) -> bool:
 
 
 # A stutter: inside one sentence, a phrase of STUTTER_PHRASE_WORDS words (STUTTER_MIN_CONTENT+ of them content
-# words: "a Python module" twice is plain, if poor, prose) said twice, or content words said twice in a row (one of STUTTER_MIN_WORD_CHARS+ letters, or a pair:
-# "option parser option parser"). SmolLM2 on commander
-# (2026-12-04): "the command-line interface command-line interface server", "choose between command-line
-# parsing options and command-line parsing options", "command-line-option-parser-client-client".
+# words: "a Python module" twice is plain, if poor, prose) said twice, or content words said twice in a row
+# inside a clause (one of STUTTER_MIN_WORD_CHARS+ letters, or a pair: "option parser option parser"), or the
+# same name on both sides of "and"/"or". SmolLM2 on commander (2026-12-04): "the command-line interface
+# command-line interface server", "choose between command-line parsing options and command-line parsing
+# options", "command-line-option-parser-client-client".
 STUTTER_PHRASE_WORDS = 3
 STUTTER_MIN_CONTENT = 3
 STUTTER_MIN_WORD_CHARS = 4
