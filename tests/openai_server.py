@@ -28,11 +28,30 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def prompt_material(prompt: str) -> str:
+    """A name from what the prompt shows (its facts, the code), not from its templates or its role line
+    (the file, the project): what a validator that judges information wants a note to name. Names that
+    look like identifiers first."""
+    from retrace.agents.policies import load_prompt
+    from retrace.agents.requests import SENTENCES
+    from retrace.data.text_checks import grounding_terms, terms
+
+    templates = "\n".join(re.sub(r"\{\w+\}", " ", load_prompt(kind)) for kind in [*SENTENCES, "system"])
+    role, _, rest = prompt.strip().partition("\n")
+    body = rest.rsplit("\n\n", 1)[0]  # not the instruction
+    grounding = grounding_terms(body, templates, (role,))
+    names = [n for n in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]{3,}\b", body) if terms(n) & grounding]
+    return next((n for n in names if "_" in n or not n[1:].islower()), names[0] if names else "")
+
+
 def grounded_reply(body: dict) -> str:
-    """Words a validator accepts: they name the file (or project) the prompt is about, paste no code, and differ
-    by what is asked (a plan entry, a report and a Think about one file say different things, as they must: a
-    text that repeats an earlier one found in its prompt echoes the prompt)."""
+    """Words a validator accepts: they name the file (or project) the prompt is about and something the prompt
+    shows of it, paste no code, and differ by what is asked (a plan entry, a report and a Think about one
+    file say different things, as they must: a text that repeats an earlier one found in its prompt echoes
+    the prompt)."""
     prompt = body["messages"][-1]["content"] if "messages" in body else str(body.get("prompt", ""))
+    material = prompt_material(prompt)
+    uses = f" with {material}" if material else ""
     # The policy's templates name the file in their last line (the instruction); the project's name is quoted.
     instruction = prompt.strip().rsplit("\n", 1)[-1]
     match = (re.search(r"(?:what|write|writing|gives|of) ([\w./-]+\.\w+)", instruction)
@@ -41,8 +60,8 @@ def grounded_reply(body: dict) -> str:
     for asked, note in (("offers", "gives later files its names"), ("describe what", "does its part of the plan"),
                         ("why you read", "needs its dependencies first, so it reads them")):
         if asked in instruction:
-            return f"The server's note: {subject} {note}."
-    return f"The server's note: {subject} comes next, built from what its dependencies already provide."
+            return f"The server's note: {subject} {note}{uses}."
+    return f"The server's note: {subject} comes next, built from what its dependencies already provide{uses}."
 
 
 class FakeChatServer:

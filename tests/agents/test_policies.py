@@ -33,9 +33,12 @@ def openai_policy(server: FakeChatServer, *, retries: int = 1, retry_temperature
 
 
 def requests_for(n: int, kind: str = "think_write") -> list[PolicyRequest]:
-    fields = {"repo": "proj", "languages": "Python", "path": "", "facts": "f", "requirements": "r", "deps": "d",
-              "delegation": "t", "read": "r", "code": "c", "number": "1", "total": "1", "plan": "p", "after": "a",
-              "audience": "a"}
+    # what the prompts show of the file (a validator keeps sentences that name some of it)
+    fields = {"repo": "proj", "languages": "Python", "path": "", "deps": "d", "delegation": "t",
+              "facts": "Functions: parse_config, register_handlers, run_loop",
+              "requirements": "Reads settings files, registers handlers and loops over events.",
+              "read": "- settings.py: parses the settings records into a search index.", "code": "SETTINGS = {}",
+              "number": "1", "total": "1", "plan": "p", "after": "a", "audience": "a"}
     return [PolicyRequest(kind, {**fields, "path": f"mod{i}.py"}, f"structural {i}", anchors=[f"mod{i}"])
             for i in range(n)]
 
@@ -70,7 +73,7 @@ def test_retries_exhausted_fall_back_to_structural_and_count_the_reason():
 GREEDY_FAULTS = {  # what the model says at temperature 0 (max_tokens 24: the server cuts at 24 words)
     "mod0.py": "mod0.py begins with the reader, which turns raw bytes into tokens for the parser, which builds the "
                "tree that the printer walks while it writes",                        # cut mid-sentence
-    "mod1.py": "mod1.py registers the handler. " * 3,                                  # a loop
+    "mod1.py": "mod1.py parses the settings records. " * 3,                             # a loop
     "mod2.py": "I think aloud in two sentences, starting with the words To write mod2.py as asked.",  # restated
     "mod3.py": "<think> The user asks about mod3.py. I should recall what the parser needs first, then decide "
                "which of its helpers to write before the rest",                      # a scratchpad, never closed

@@ -104,7 +104,8 @@ def test_hf_policy_validates_and_counts_fallbacks():
     policy = ChatPolicy(chat, kinds=["think_write", "report"], retries=0)
     policy.templates = {k: "{path}: {facts}" for k in ("requirements", "purpose", "think_read", "think_write",
                                                          "report")}
-    requests = [PolicyRequest("think_write", {"path": f"f{i}.py", "facts": "x"}, f"structural {i}") for i in range(3)]
+    requests = [PolicyRequest("think_write", {"path": f"f{i}.py", "facts": "parse_tokens, the entry point"},
+                              f"structural {i}") for i in range(3)]
     requests.append(PolicyRequest("purpose", {"path": "p.py", "facts": "x"}, "structural purpose"))
     replies = policy.write(requests)
     assert replies[0].source == "hf" and replies[0].text.startswith("I will write")

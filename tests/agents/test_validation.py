@@ -14,6 +14,18 @@ from retrace.agents.validation import check_reply, instruction_text, review_repl
 
 SYSTEM = load_prompt("system").strip()
 TYPES_FACTS = "Classes: StartResponse(Protocol), InputStream(Protocol), ErrorStream(Protocol), FileWrapper(Protocol)"
+WSGIREF_FILES = "Files: headers.py, util.py, handlers.py, simple_server.py, validate.py, types.py"
+# the start of the standard library's wsgiref/types.py, as the Think before its Write is shown it
+TYPES_CODE = '''"""WSGI-related types for static type checking"""
+
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, Protocol, TypeAlias
+
+__all__ = ["StartResponse", "WSGIEnvironment", "WSGIApplication", "InputStream", "ErrorStream", "FileWrapper"]
+
+class StartResponse(Protocol):
+    """start_response() callable as defined in PEP 3333"""'''
 
 
 def instructions(kind: str) -> str:
@@ -26,15 +38,19 @@ def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[st
     fields = {"repo": "wsgiref", "languages": "Python", "path": path, "deps": "headers.py and util.py",
               "requirements": "A WSGI reference library.", "delegation": "Implement types.py: WSGI-related types.",
               "number": "3", "total": "7", "plan": "3. types.py: WSGI-related types.", "after": "", "audience": "",
-              "read": "It needs no other file of the project.", "facts": TYPES_FACTS, "code": TYPES_FACTS}
+              "read": "It needs no other file of the project.", "facts": f"{TYPES_FACTS}\n{WSGIREF_FILES}", "code": TYPES_CODE}
     return PolicyRequest(kind, fields, "structural", anchors=list(anchors), framing=DELEGATION_FRAMING,
                          echo_of=echo_of)
 
 
-def review(text: str, kind: str = "think_write", finish_reason: str | None = "stop", **request_keys):
+def review(text: str, kind: str = "think_write", finish_reason: str | None = "stop", judged: bool = True,
+           **request_keys):
+    """`review_reply` as the policy calls it; `judged=False`: without the instructions, so that neither
+    restatement nor information is judged."""
     req = request(kind, **request_keys)
     prompt = load_prompt(kind).format(**req.fields).strip()
-    return review_reply(text, req, prompt, instructions=instructions(kind), finish_reason=finish_reason)
+    return review_reply(text, req, prompt, instructions=instructions(kind) if judged else "",
+                        finish_reason=finish_reason)
 
 
 GROUNDED = [
@@ -87,7 +103,6 @@ def test_grounded_replies_that_use_the_files_names_and_facts_pass(kind, text):
     # the user's file, and the system prompt's words on style said back (SmolLM2's commander lib/argument.js
     # and lib/help.js, 2026-12-03)
     "To write types.py, I will take a look at your types.py and build StartResponse from it.",
-    "To write types.py, I will first document myself in plain English. StartResponse is a Protocol.",
     # a chat preamble and the chat's addressee (SmolLM2's commander lib/argument.js and index.js, 2026-12-03)
     "Here's a breakdown of types.py's job: it defines StartResponse and InputStream for WSGI servers.",
     "The code you're referring to is the StartResponse protocol in types.py.",
@@ -98,7 +113,6 @@ def test_restated_instructions_are_caught_fuzzily(text):
 
 
 @pytest.mark.parametrize("text", [
-    "The server needs StartResponse. Think aloud about why you read them before writing the server, in one sentence.",
     "types.py comes next. I'm thinking aloud about why I read these before writing handlers.",  # inflected
     # most of the instruction, whatever is added (as SmolLM2 wrote for server.py)
     "When in one sentence, think aloud about why you read them before writing server.py, but when you do it, you do "
@@ -118,11 +132,44 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     assert review(text, "think_read").reason == "restates_prompt"
 
 
-def test_telling_someone_what_they_need_to_do_anywhere_restates_the_prompt():
-    # the third sentence of SmolLM2's requirements of concurrent (quickstart, 2026-12-04)
-    text = ("types.py declares StartResponse. It wraps the stream in InputStream. To create the temporary file, "
-            "you need to run Python's built-in concurrent module.")
-    assert review(text).reason == "restates_prompt"
+@pytest.mark.parametrize("kind,text,kept,repair", [
+    # the third sentence of SmolLM2's requirements of concurrent (quickstart, 2026-12-04): orders about a
+    # file the prompt never showed
+    ("think_write", "types.py declares StartResponse. It wraps the stream in InputStream. To create the temporary "
+                    "file, you need to run Python's built-in concurrent module.",
+     "types.py declares StartResponse. It wraps the stream in InputStream.", "uninformative_dropped"),
+    # the system prompt's words on style (SmolLM2 on commander, 2026-12-03), then an answer
+    ("think_write", "To write types.py, I will first document myself in plain English. StartResponse is a Protocol.",
+     "StartResponse is a Protocol.", "uninformative_dropped"),
+    # content-free sentences (SmolLM2, quickstart 2026-12-04): nothing the prompt showed is named
+    ("think_write", "To write types.py, I declare StartResponse first. The code meets the requirements.",
+     "To write types.py, I declare StartResponse first.", "uninformative_dropped"),
+    ("think_write", "To write types.py, I start with a TypeAlias for WSGIEnvironment. This is where the magic happens.",
+     "To write types.py, I start with a TypeAlias for WSGIEnvironment.", "uninformative_dropped"),
+    # the prompt's view of the file, not the file (SmolLM2 on commander, 2026-12-04)
+    ("think_write", "The first 5 lines of the types.py file are a docstring and imports. StartResponse comes first.",
+     "StartResponse comes first.", "prompt_talk_dropped"),
+    # an instruction said back after the answer
+    ("think_read", "The server needs StartResponse. Think aloud about why you read them before writing the server, "
+                   "in one sentence.", "The server needs StartResponse.", "restated_dropped"),
+])
+def test_a_sentence_that_restates_or_adds_nothing_is_dropped_and_the_rest_kept(kind, text, kept, repair):
+    verdict = review(text, kind)
+    assert (verdict.reason, verdict.text, verdict.repairs) == (None, kept, (repair,))
+
+
+def test_a_reply_of_sentences_that_add_nothing_is_uninformative():
+    assert review("To write types.py, I write the code. The code meets the requirements.").reason == "uninformative"
+    # the same sentence is informative where the prompt shows what it names
+    assert review("To write types.py, I write the code. It types the StartResponse callable of PEP 3333.").text == (
+        "It types the StartResponse callable of PEP 3333.")
+
+
+def test_the_delegations_already_written_clause_is_cut():
+    # SmolLM2's Think before lib/option.js (commander, 2026-12-04)
+    verdict = review("To write types.py, I type FileWrapper with TracebackType, which is already written.")
+    assert (verdict.reason, verdict.text, verdict.repairs) == (
+        None, "To write types.py, I type FileWrapper with TracebackType.", ("handed_back_cut",))
 
 
 def test_a_think_that_orders_its_own_file_restates_the_delegation():
@@ -183,7 +230,8 @@ def test_a_reply_that_goes_on_past_the_sentences_asked_is_cut_there():
     req.sentences = 1
     prompt = load_prompt("purpose").format(**req.fields).strip()
     verdict = review_reply(text, req, prompt, instructions=instructions("purpose"), finish_reason="length")
-    assert (verdict.reason, verdict.text, verdict.repairs) == (None, first, ("cut",))
+    # the loop's sentences name nothing the prompt shows, so they go before the cut
+    assert (verdict.reason, verdict.text) == (None, first) and verdict.repairs[-1] == "cut"
     req.sentences = 2  # two asked: the second is the loop's first, and it is kept
     assert review_reply(text, req, prompt, finish_reason="length").text == first + " It's used to create a thread pool."
 
@@ -215,7 +263,7 @@ def test_restatement_needs_instructions():
 
 
 def test_a_verbatim_copy_of_a_facts_line_still_echoes_the_prompt():
-    assert review(f"Facts: {TYPES_FACTS}.").reason == "echoes_prompt"
+    assert review(f"It defines: {TYPES_FACTS}.", "report").reason == "echoes_prompt"
 
 
 def test_a_reply_cut_by_the_token_limit_keeps_its_complete_sentences_when_they_are_most_of_it():
@@ -275,7 +323,9 @@ def test_a_full_stop_at_the_very_end_of_a_cut_reply_is_not_trusted():
     'types.py must include the files "futures/: __init__.py" and "futures/: __init__.py".',
 ])
 def test_loops_are_caught(text):
-    assert review(text, finish_reason="length").reason == "repetition"  # a loop that ran into the cap: the loop
+    # a loop that ran into the cap: the loop (judged alone: no sentence is dropped as adding nothing first)
+    assert review(text, finish_reason="length", judged=False).reason == "repetition"
+    assert review(text, finish_reason="length").reason is not None
 
 
 def test_names_said_more_than_once_are_not_a_loop():

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from openai_server import FakeChatServer
+from openai_server import FakeChatServer, prompt_material
 from retrace_testing import ScriptedEngine
 from test_policies import openai_policy
 
@@ -88,7 +88,8 @@ def marked_reply(body: dict) -> str:
     said = {"REQ": "counts the words of a text, step by step", "PLAN": "does its share of the counting",
             "WHY": "needs the splitter before it can tally anything", "HOW": "loops over the words and tallies each",
             "REPORT": "hands later files the totals they print"}[marker]
-    return f"{marker}-{subject}: {subject} {said}."
+    material = prompt_material(body["messages"][-1]["content"])  # and names something the prompt shows
+    return f"{marker}-{subject}: {subject} {said}" + (f", with {material}." if material else ".")
 
 
 def prompts_by_kind(server: FakeChatServer) -> dict[tuple[str, str], str]:

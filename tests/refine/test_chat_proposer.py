@@ -28,9 +28,10 @@ def angle_of(conversation) -> int:
     return next(i for i, angle in enumerate(ANGLES) if angle in conversation[-1]["content"])
 
 
-LINES = ["First I settle the imports of {name}.", "Then the public functions take their arguments.",
-         "Errors are raised early with clear messages.", "Last, the module exports what later files need.",
-         "Every helper stays private to this file."]
+# each names something the prompt shows (a sentence that names nothing of it is dropped)
+LINES = ["First I settle the imports of {name}.", "Then the running total goes into an Accumulator.",
+         "Numbers from the command line become floats before they are added.", "Last, the hypotenuse comes from hypot.",
+         "Every helper stays private; only main is public."]
 
 
 def by_angle(conversation, params) -> str:
@@ -93,15 +94,15 @@ def test_candidates_of_a_request_take_different_angles_and_differ():
 
 
 def test_duplicate_and_unusable_replies_are_dropped_and_counted():
-    replies = iter(["The same reasoning for this file, said once.", "The same reasoning for this file, said once.",
+    replies = iter(["The running total of the numbers goes into an Accumulator.", "The running total of the numbers goes into an Accumulator.",
                     "```python\nx = 1\n```", "<think>I should be careful"] * 20)
     proposer = ChatProposer(ScriptedEngine(lambda conversation, params: next(replies)))
     request = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 4)
-    assert proposer.propose([request]) == [["The same reasoning for this file, said once."]]
+    assert proposer.propose([request]) == [["The running total of the numbers goes into an Accumulator."]]
     assert proposer.counts["duplicate"] == 1 and proposer.counts["unusable:code_block"] == 1
     assert proposer.counts["unusable:scratchpad"] == 1 and proposer.counts["proposed"] == 1
     tried = ProposalRequest("calc", "app.py", "x", "x", APP_FACTS, 0, 2,
-                            tried={"The same reasoning for this file, said once."})
+                            tried={"The running total of the numbers goes into an Accumulator."})
     assert proposer.propose([tried]) == [[]]
 
 
@@ -210,7 +211,8 @@ def test_the_proposer_over_http_sees_the_context_and_its_replies_are_cleaned():
         k = angle_of(body["messages"])
         if k == 1:
             return "```python\nprint('code')\n```"  # angle 1 comes once per Think (iteration 0)
-        return f"<think>scratch {k}</think>I read what the earlier files give me.\nThen angle {k} shapes the file."
+        return (f"<think>scratch {k}</think>I read the Accumulator the earlier file gives me.\n"
+                f"Then angle {k} shapes how the total is summed.")
 
     with FakeChatServer(reply=reply) as server:
         args = RefineArguments(proposer_backend="openai", proposer_base_url=server.base_url,
@@ -227,3 +229,20 @@ def test_the_proposer_over_http_sees_the_context_and_its_replies_are_cleaned():
     assert candidates and not any("<think>" in c or "scratch" in c or "```" in c for c in candidates)
     assert proposer.counts["unusable:code_block"] == 3 and stats.summary.accepted > 0
     assert proposer.usage["proposer:proposed"] == proposer.counts["proposed"]
+
+
+def test_a_proposal_loses_sentences_that_name_nothing_the_prompt_shows_or_repeat_a_phrase():
+    """SmolLM2's accepted rewrite of wsgiref's __init__.py (quickstart, 2026-12-04) said "A simple WSGI (PEP
+    3333) Server" twice with "This is where the magic happens." between: only the first sentence carries
+    anything."""
+    from retrace.data.text_checks import grounding_terms
+
+    prompt = "Requirements: a WSGI (PEP 3333) reference library with a simple server.\nRewrite this reasoning."
+    grounding = grounding_terms(prompt, "Rewrite this reasoning.", ("wsgiref", "__init__.py"))
+    reply = ("To write __init__.py, I'll start by creating a simple WSGI (PEP 3333) Server. This is where the magic "
+             "happens. A simple WSGI (PEP 3333) Server is created using the module.")
+    cleaned = clean_reply(reply, "stop", grounding=grounding)
+    assert (cleaned.text, cleaned.problem, cleaned.dropped) == (
+        "To write __init__.py, I'll start by creating a simple WSGI (PEP 3333) Server.", None, 2)
+    assert clean_reply("This is where the magic happens. It all works out.", "stop",
+                       grounding=grounding).problem == "restates_prompt"

@@ -37,13 +37,19 @@ from retrace.agents.languages import foreign_languages
 from retrace.data.text_checks import (
     SENTENCE_BREAK,
     content_words,
+    grounding_terms,
+    informative,
     loops_by_coverage,
     plain_prose,
     repeats_a_phrase,
+    repeats_an_earlier_sentence,
     restates_sentence,
+    sentence_pieces,
     sentences,
     speaks_as_the_chat,
     stutters,
+    talks_about_the_prompt,
+    without_handed_back_clause,
     words,
 )
 
@@ -75,6 +81,9 @@ REPEAT_SUBSET_MIN_CONTENT = 3
 TRIM_MIN_SHARE = 0.5
 
 ECHO_MIN_LINE_CHARS = 30
+# The placeholders that only name things (the file, the project, its languages, the files read): a sentence
+# that names nothing else the prompt showed adds no information (retrace.data.text_checks.informative).
+NAME_FIELDS = ("path", "repo", "languages", "deps")
 # a Think or report whose content words overlap its file's plan entry by this much (Jaccard) says it again
 REPEAT_PLAN_SIMILARITY = 0.75
 
@@ -149,12 +158,13 @@ def repeats(text: str, earlier: str) -> bool:
 
 
 def loops(text: str) -> bool:
-    """Whether `text` repeats itself: a sentence said twice (or nearly), or repeated n-grams over much of it."""
+    """Whether `text` repeats itself: a sentence said twice (or nearly, or opening as an earlier one does: "The
+    code is written ..." three times in one Think), or repeated n-grams over much of it."""
     seen: set[tuple[str, ...]] = set()
     said_before: list[frozenset[str]] = []
-    for sentence in sentences(text):
+    for n, sentence in enumerate(sentences(text)):
         key = tuple(words(sentence))
-        if stutters(sentence):
+        if stutters(sentence) or repeats_an_earlier_sentence(sentence, sentences(text)[:n]):
             return True
         if len(key) >= REPEAT_MIN_WORDS:
             if key in seen:
@@ -223,6 +233,37 @@ def trim_to_sentence(text: str, anchors: list[str], min_chars: int) -> str | Non
     return kept
 
 
+def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None,
+                    open_tail: bool = False) -> tuple[str, list[str]]:
+    """`text` without the sentences that add nothing, and why each was dropped: `restated` (an instruction
+    said back), `prompt_talk` (about the prompt's view of the file: "The first 5 lines of lib/argument.js
+    are ..."), `uninformative` (names none of the `grounding` terms: "The code meets the requirements.";
+    None: not judged). The first sentence can go too; a lead-in (ending in ":"), a list number and an
+    unfinished tail are left to `review_reply`, which judges what is kept."""
+    kept: list[str] = []
+    pieces: list[str] = []
+    dropped: list[str] = []
+    found = sentence_pieces(text)
+    for n, (sentence, gap) in enumerate(found):
+        if not sentence.strip():
+            pieces.append(gap if pieces else "")
+            continue
+        last_open = n == len(found) - 1 and (open_tail or not _FINISHED.search(sentence.strip()))
+        if last_open or sentence.rstrip().endswith(":") or not re.search(r"[A-Za-z]{2}", sentence):
+            pieces.append(sentence + gap)  # the token limit's tail, a lead-in, a list number: judged later
+            continue
+        if instructions and restates(sentence, instructions):
+            dropped.append("restated")
+        elif talks_about_the_prompt(sentence):
+            dropped.append("prompt_talk")
+        elif grounding is not None and not informative(sentence, grounding):
+            dropped.append("uninformative")
+        else:
+            kept.append(sentence)
+            pieces.append(sentence + gap)
+    return "".join(pieces).strip(), dropped
+
+
 def drop_restated_heading(text: str, instructions: str) -> str:
     """`text` without its leading lines that restate an instruction ("In two sentences, think aloud before you
     write util.py:" on a line of its own, then the answer): a heading, not the answer. Unchanged when nothing
@@ -284,6 +325,24 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
                 stripped = stripped.replace(sentence, "", 1)
             stripped = " ".join(stripped.split(" ")).strip()
             repairs.append("framing_dropped")
+    if len(stripped) < min_chars:
+        return Verdict("", "too_short")
+    answer = without_handed_back_clause(stripped)
+    if answer != stripped:
+        stripped = answer
+        repairs.append("handed_back_cut")
+    grounding = None
+    if prompt and instructions:
+        names = tuple(request.fields.get(name, "") for name in NAME_FIELDS)
+        grounding = grounding_terms(prompt, instructions, names)
+    answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length")
+    if dropped and not answer:  # nothing left: restating the prompt names that best where it does
+        restated = {"restated", "prompt_talk"} & set(dropped) or instructions and (
+            says_nothing(stripped, prompt, request.framing) or speaks_as_the_chat(stripped))
+        return Verdict("", "restates_prompt" if restated else "uninformative")
+    if dropped:
+        stripped = answer
+        repairs.extend(f"{reason}_dropped" for reason in dropped)
     complete = False  # the reply holds all the sentences asked for, whatever the finish reason
     if request.sentences:
         answer, complete = first_sentences(stripped, request.sentences)

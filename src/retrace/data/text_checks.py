@@ -163,6 +163,89 @@ def speaks_as_the_chat(text: str) -> bool:
     return bool(first) and bool(_CHAT_VOICE.search(first[0])) or bool(_STYLE_TALK.search(text))
 
 
+# Information: a sentence of a note carries some when it names a term of the material its prompt shows (the
+# facts, the real file, the README, earlier notes: the prompt less its instruction words and less the names it
+# fills in for the file, the project and its languages) that is not a word for a kind of thing (GENERIC_TERMS).
+# This judges what a sentence adds rather than how it is phrased: SmolLM2's "The code meets the requirements.",
+# "This is where the magic happens." and "It's simple, efficient, and has no moralities." (quickstart and
+# commander, 2026-12-04) name nothing the prompt showed. A term is a word of 3+ letters, identifiers split at
+# underscores, dots and case changes ("CommanderError": commander, error, commandererror), stemmed.
+_GENERIC_TEXT = """
+file module project code function class method script library package program source line lines
+implement implementation write writing written create build use make provide offer define contain allow
+need main simple custom way work part get set call
+python javascript typescript java golang rust cpp node
+"""
+GENERIC_TERMS = frozenset(_GENERIC_TEXT.split())
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_CASE_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# Talk about the prompt rather than the code: the view it gives of the file ("The first 5 lines of the
+# lib/argument.js file are ...", "The file starts with a blank line": SmolLM2, 2026-12-04) or its parts.
+_PROMPT_TALK = re.compile(r"\b(?:the )?first (?:\d+|few|two|three|five|ten) lines\b|\bthe first line\b|"
+                          r"\b(?:file|code) (?:starts|begins) (?:like this|with)\b|\bas (?:shown|given) above\b|"
+                          r"\bthe (?:analysis|prompt|instructions?|delegation|plan entry)\b", re.I)
+# The delegation's framing said back as a clause ("This module is built on top of lib/error.js, which is already
+# written.": commander): cut, the rest of the sentence kept.
+_ALREADY_WRITTEN = re.compile(r",?\s+(?:which|that) (?:is|are|was|were|has been|have been) already written\b", re.I)
+# A later sentence repeats an earlier one when both open with the same OPENING_WORDS words ("The code is written
+# ..." three times in one Think) or share a phrase of `phrase_words` words.
+OPENING_WORDS = 4
+
+
+def terms(text: str) -> frozenset[str]:
+    """The stems of `text`'s words of 3+ letters (not stopwords), identifiers also split into their parts."""
+    found = set()
+    for token in _IDENTIFIER.findall(text):
+        for part in {token, *_CASE_PART.findall(token)}:
+            word = part.lower()
+            if len(word) >= 3 and word not in STOPWORDS:
+                found.add(stem(word))
+    return frozenset(found)
+
+
+def grounding_terms(prompt: str, instructions: str, names: tuple[str, ...] = ()) -> frozenset[str]:
+    """The terms a sentence may carry as information: the prompt's, less its instructions', less `names` (the
+    file's path, the project, the languages: a sentence naming only those says nothing about them), less
+    GENERIC_TERMS."""
+    return terms(prompt) - terms(instructions) - terms(" ".join(names)) - terms(" ".join(GENERIC_TERMS))
+
+
+def informative(sentence: str, grounding: frozenset[str]) -> bool:
+    """Whether `sentence` names at least one of the `grounding` terms."""
+    return bool(terms(sentence) & grounding)
+
+
+def talks_about_the_prompt(sentence: str) -> bool:
+    return bool(_PROMPT_TALK.search(sentence))
+
+
+def without_handed_back_clause(text: str) -> str:
+    """`text` with ", which is already written" (the delegation's framing said back) cut out."""
+    return _ALREADY_WRITTEN.sub("", text)
+
+
+def sentence_pieces(text: str) -> list[tuple[str, str]]:
+    """(sentence, the break after it) for each sentence of `text`, cut as `sentences` cuts: joined back they
+    give `text` again."""
+    parts = re.split(f"({SENTENCE_BREAK.pattern})", text)
+    return [(parts[i], parts[i + 1] if i + 1 < len(parts) else "") for i in range(0, len(parts), 2)]
+
+
+def repeats_an_earlier_sentence(sentence: str, earlier: list[str], phrase_words: int = REPEAT_PHRASE_WORDS) -> bool:
+    """Whether `sentence` opens as one of `earlier` does (OPENING_WORDS words) or shares a phrase of
+    `phrase_words` words with one of them."""
+    said = words(sentence)
+    opening = said[:OPENING_WORDS]
+    phrases = {tuple(said[i:i + phrase_words]) for i in range(len(said) - phrase_words + 1)}
+    for other in earlier:
+        before = words(other)
+        if len(opening) == OPENING_WORDS and before[:OPENING_WORDS] == opening:
+            return True
+        if any(tuple(before[i:i + phrase_words]) in phrases for i in range(len(before) - phrase_words + 1)):
+            return True
+    return False
+
+
 def sentences(text: str) -> list[str]:
     """`text` cut at sentence ends ([.!?] then a space) and at line breaks; empty pieces dropped."""
     return [s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()]

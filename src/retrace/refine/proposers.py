@@ -12,12 +12,14 @@ what comes back (see `plan`).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Protocol
 
 from retrace.data import Grounding, Plan
+from retrace.data.text_checks import grounding_terms
 from retrace.llm import raise_on_failures, synthesis_advice
 from retrace.refine.replies import clean_reply, instruction_sentences
 from retrace.refine.structural import StructuralProposer, render_facts
@@ -117,6 +119,9 @@ class ChatProposer:
         self.plan_template = load_prompt("plan_rewrite")
         self.instructions = instruction_sentences([self.system, self.surprisal_template, *self.templates.values(),
                                                    *self.angles])
+        # every instruction word, placeholders blanked: what a sentence naming nothing else says
+        self.instruction_words = re.sub(r"\{\w+\}", " ", "\n".join(
+            [self.system, self.surprisal_template, *self.templates.values(), *self.angles]))
 
     def angle(self, request: ProposalRequest, k: int) -> str:
         return self.angles[(request.iteration * request.n + k) % len(self.angles)]
@@ -154,8 +159,10 @@ class ChatProposer:
             conversations = [self.conversation(requests[i], self.angle(requests[i], k)) for i, k in jobs]
             replies = self.engine.chat(conversations, params, desc="refine proposals")
             raise_on_failures(replies, self.engine, "proposer", synthesis_advice("proposer"))
-            for (i, _), reply in zip(jobs, replies):
-                out[i] += self._usable(reply, prose=True)
+            for (i, _), reply, conversation in zip(jobs, replies, conversations):
+                grounding = grounding_terms(conversation[-1]["content"], self.instruction_words,
+                                            (requests[i].repo, requests[i].path))
+                out[i] += self._usable(reply, prose=True, grounding=grounding)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
     def propose_plans(self, requests: list[PlanRequest]) -> list[list[str]]:
@@ -173,10 +180,10 @@ class ChatProposer:
                 out[i] = self._usable(reply, prose=False)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
-    def _usable(self, reply, *, prose: bool) -> list[str]:
+    def _usable(self, reply, *, prose: bool, grounding: frozenset[str] | None = None) -> list[str]:
         texts = []
         for text, finish in zip(reply.texts, reply.finish_reasons or (None,) * len(reply.texts)):
-            cleaned = clean_reply(text, finish, prose=prose, instructions=self.instructions)
+            cleaned = clean_reply(text, finish, prose=prose, instructions=self.instructions, grounding=grounding)
             if cleaned.problem:
                 self.counts[f"unusable:{cleaned.problem}"] += 1
                 continue

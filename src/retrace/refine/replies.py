@@ -4,9 +4,9 @@ A chat model's reply is cleaned before the search sees it: a reasoning model's `
 scratchpad is removed (an unclosed one makes the reply unusable), a leading "Here is the rewritten
 reasoning:" line is dropped, a reply holding a code fence, document markup or lines of code is refused (a
 Think is prose; the leakage guard then checks what is left against the real code). Fragments (two words
-or fewer: "#1.", "project"), sentences that restate an instruction of the prompt, and sentences that repeat
-an earlier one are dropped (a reply that is mostly repetition
-is refused: a loop), and a reply that does not end a sentence (cut by the token limit, or trailing off) is
+or fewer: "#1.", "project"), sentences that restate an instruction of the prompt, talk about the prompt or
+name nothing it shows (`text_checks.informative`), and sentences that repeat an earlier one are dropped (a
+reply that is mostly repetition is refused: a loop), and a reply that does not end a sentence (cut by the token limit, or trailing off) is
 cut back to its last full sentence. Measured on SmolLM2-135M rewriting wsgiref and json Thinks: it restates
 the instruction ("Rewrite this reasoning so that it explains how to implement `__init__.py` ..."), loops
 ("The code is not shown to you." four times) and writes unfenced code.
@@ -22,12 +22,15 @@ from retrace.data.text_checks import (
     REPEAT_PHRASE_WORDS_LONG,
     RESTATE_MIN_SHARED,
     content_words,
+    informative,
     loops_by_coverage,
     plain_prose,
     repeats_a_phrase,
+    repeats_an_earlier_sentence,
     restates_sentence,
     speaks_as_the_chat,
     stutters,
+    talks_about_the_prompt,
 )
 from retrace.data.text_checks import sentences as split_sentences
 from retrace.data.text_checks import words as word_list
@@ -86,9 +89,11 @@ def instruction_sentences(texts: Iterable[str]) -> list[frozenset[str]]:
 
 
 def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = True,
-                instructions: list[frozenset[str]] = ()) -> CleanReply:
+                instructions: list[frozenset[str]] = (), grounding: frozenset[str] | None = None) -> CleanReply:
     """Clean one reply (see the module). `prose=False` (a plan's numbered lines) skips the sentence rules;
-    `instructions` (`instruction_sentences` of the prompt's templates) are what a sentence must not restate."""
+    `instructions` (`instruction_sentences` of the prompt's templates) are what a sentence must not restate;
+    `grounding` (`text_checks.grounding_terms` of the prompt) what a sentence must name one of (None: not
+    judged)."""
     if "</think>" in text:  # a chat template that opens the scratchpad itself leaves only its end
         text = _SCRATCHPAD.sub("", text)
         text = text.rsplit("</think>", 1)[-1]
@@ -107,7 +112,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
         return CleanReply("", "list")
     if _loops(text):
         return CleanReply("", "repetition")
-    text, dropped, repeats, sentences = _drop_sentences(text, instructions)
+    text, dropped, repeats, sentences = _drop_sentences(text, instructions, grounding)
     if repeats and repeats * 2 >= sentences or repeats_a_phrase(word_list(text), REPEAT_PHRASE_WORDS_LONG):  # a sentence said again is
         return CleanReply("", "repetition")  # dropped; a phrase said again in what is left is a loop
     if not text and dropped or speaks_as_the_chat(text):
@@ -128,10 +133,14 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
     return CleanReply(text, None, cut, dropped)
 
 
-def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str, int, int, int]:
-    """The text without restating and repeated sentences; (text, dropped, of which repeats, sentences)."""
+def _drop_sentences(text: str, instructions: list[frozenset[str]],
+                    grounding: frozenset[str] | None = None) -> tuple[str, int, int, int]:
+    """The text without restating, repeated, prompt-talking and uninformative sentences; (text, dropped, of
+    which repeats, sentences). A sentence repeats when it says an earlier one again, opens as one does or shares
+    a phrase of five words with one ("A simple WSGI (PEP 3333) Server" twice: SmolLM2, quickstart)."""
     parts = _SPLIT.split(text)
     kept, seen, dropped, repeats, sentences = [], set(), 0, 0, 0
+    said: list[str] = []
     for i in range(0, len(parts), 2):
         sentence, separator = parts[i], parts[i + 1] if i + 1 < len(parts) else ""
         if not sentence.strip():
@@ -143,13 +152,15 @@ def _drop_sentences(text: str, instructions: list[frozenset[str]]) -> tuple[str,
         if len(re.findall(r"[A-Za-z]{2,}", sentence)) <= FRAGMENT_MAX_WORDS:
             sentences -= 1  # not a sentence: dropped, not counted as one restated
             continue
-        if len(key.split()) >= REPEAT_MIN_WORDS and key in seen:
+        if len(key.split()) >= REPEAT_MIN_WORDS and key in seen or repeats_an_earlier_sentence(sentence, said):
             dropped, repeats = dropped + 1, repeats + 1
             continue
         seen.add(key)
-        if any(restates_sentence(words, inst) for inst in instructions):
+        if any(restates_sentence(words, inst) for inst in instructions) or talks_about_the_prompt(sentence) or (
+                grounding is not None and not informative(sentence, grounding)):
             dropped += 1
             continue
+        said.append(sentence)
         kept.append(sentence + separator)
     return "".join(kept).strip(), dropped, repeats, sentences
 
