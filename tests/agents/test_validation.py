@@ -39,6 +39,8 @@ def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[st
               "requirements": "A WSGI reference library.", "delegation": "Implement types.py: WSGI-related types.",
               "number": "3", "total": "7", "plan": "3. types.py: WSGI-related types.", "after": "", "audience": "",
               "read": "It needs no other file of the project.", "facts": f"{TYPES_FACTS}\n{WSGIREF_FILES}", "code": TYPES_CODE}
+    template = load_prompt(kind)  # as the simulation fills them: only the template's own placeholders
+    fields = {key: value for key, value in fields.items() if f"{{{key}}}" in template}
     return PolicyRequest(kind, fields, "structural", anchors=list(anchors), framing=DELEGATION_FRAMING,
                          echo_of=echo_of)
 
@@ -149,12 +151,24 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     # the prompt's view of the file, not the file (SmolLM2 on commander, 2026-12-04)
     ("think_write", "The first 5 lines of the types.py file are a docstring and imports. StartResponse comes first.",
      "StartResponse comes first.", "prompt_talk_dropped"),
+    # the view of the file and a sentence that names nothing new (SmolLM2's futures/process.py, quickstart
+    # 2026-12-04: "This line is a single line of code that defines a class named ProcessPoolExecutor.")
+    ("think_write", "This line of code defines StartResponse as a Protocol. StartResponse is what handlers.py "
+                    "calls to start a response.", "StartResponse is what handlers.py calls to start a response.",
+     "prompt_talk_dropped"),
+    ("think_write", "To write types.py, I declare StartResponse as a Protocol. The Protocol StartResponse is "
+                    "declared in types.py.", "To write types.py, I declare StartResponse as a Protocol.",
+     "said_again_dropped"),
+    # its plan entry, said back after an answer (SmolLM2's json __init__.py, quickstart 2026-12-04)
+    ("think_write", "To write types.py, I type the start_response() callable first. These are the WSGI-specific "
+                    "types for handling HTTP requests.", "To write types.py, I type the start_response() callable "
+                    "first.", "plan_copied_dropped"),
     # an instruction said back after the answer
     ("think_read", "The server needs StartResponse. Think aloud about why you read them before writing the server, "
                    "in one sentence.", "The server needs StartResponse.", "restated_dropped"),
 ])
 def test_a_sentence_that_restates_or_adds_nothing_is_dropped_and_the_rest_kept(kind, text, kept, repair):
-    verdict = review(text, kind)
+    verdict = review(text, kind, echo_of=TYPES_PLAN)
     assert (verdict.reason, verdict.text, verdict.repairs) == (None, kept, (repair,))
 
 
@@ -176,6 +190,9 @@ def test_a_think_that_orders_its_own_file_restates_the_delegation():
     # SmolLM2's think before lib/help.js (commander, 2026-12-04): the main agent's order, said back
     ordered = 'Implement "headers.py" to build on "util.py" and encourage the StartResponse protocol.'
     assert review(ordered, "think_read").reason == "restates_prompt"
+    # ... or without the file's name (SmolLM2's json __init__.py, quickstart 2026-12-04)
+    assert review("Implement a custom StartResponse type in types.py using InputStream.",
+                  "think_read").reason == "restates_prompt"
     # an engineer's plan that happens to start with the verb is not the order
     assert review("Implementing StartResponse first lets headers.py and util.py share its types.",
                   "think_read").reason is None
@@ -238,13 +255,15 @@ def test_a_reply_that_goes_on_past_the_sentences_asked_is_cut_there():
 
 @pytest.mark.parametrize("text", [
     "To execute a WSGI server, the requirements for types.py must be met:\n\n1.",  # SmolLM2, cut after 2 "sentences"
+    # a list that trails off in numbers (SmolLM2's requirements of wsgiref, quickstart 2026-12-04)
+    "types.py must do this:\n1. Every StartResponse must be typed as a Protocol.\n2. 3.",
     "To write types.py, I'd plan to implement the following:\n\n1. StartResponse",
     "types.py declares these Protocols:\n* \n* \n*",
 ])
 def test_a_lead_in_a_list_number_or_a_bullet_is_not_a_sentence(text):
-    req = request("think_write")
+    req = request("requirements")  # where a list is allowed (in a Think it is refused: `list`)
     req.sentences = 2
-    prompt = load_prompt("think_write").format(**req.fields).strip()
+    prompt = load_prompt("requirements").format(**req.fields).strip()
     assert review_reply(text, req, prompt, finish_reason="stop").reason == "unfinished"
 
 
@@ -289,13 +308,14 @@ def test_a_reply_cut_mid_sentence_with_too_little_to_keep_is_truncated(text):
 def test_a_full_stop_at_the_very_end_of_a_cut_reply_is_not_trusted():
     """At the limit, a final "." may be half of "parser.py" (SmolLM2's json requirements ended "- parser.")."""
     listing = "The types.py requirements consist of files such as:\n- encoder.py\n- scanner.py\n- parser."
-    assert review(listing, finish_reason="length").reason == "truncated"
+    assert review(listing, "requirements", finish_reason="length").reason == "truncated"
     text = "types.py declares StartResponse as a Protocol. Then InputStream and ErrorStream."
     verdict = review(text, finish_reason="length")
     assert (verdict.text, verdict.repairs) == ("types.py declares StartResponse as a Protocol.", ("trimmed",))
     assert review(text, finish_reason="stop").text == text
     numbered = "types.py has two parts:\n\n1. StartResponse declares the start_response() callable.\n\n2. The"
-    assert review(numbered, finish_reason="length").text == numbered.rsplit("\n\n2.", 1)[0]
+    assert review(numbered, "requirements", finish_reason="length").text == numbered.rsplit("\n\n2.", 1)[0]
+    assert review(numbered, finish_reason="length").reason == "list"  # a Think is prose
 
 
 @pytest.mark.parametrize("text", [
@@ -356,3 +376,15 @@ def test_a_closed_scratchpad_is_stripped_and_the_answer_validated():
 ])
 def test_an_unclosed_or_bare_scratchpad_is_thinking(text, finish):
     assert review(text, finish_reason=finish).reason == "thinking"
+
+
+@pytest.mark.parametrize("kind,text,reason", [
+    # SmolLM2 on commander (2026-12-04): a Think in bullets, one that opens mid-sentence, a tutor's voice
+    ("think_write", "* types.py declares StartResponse.\n* InputStream follows it.", "list"),
+    ("think_read", "for the project's types.py is to include StartResponse built on the idea of headers.py.",
+     "fragment"),
+    ("think_write", "To write types.py, I will start by explaining the basics of StartResponse and InputStream.",
+     "restates_prompt"),
+])
+def test_lists_fragments_and_a_tutors_voice_are_refused(kind, text, reason):
+    assert review(text, kind).reason == reason

@@ -13,9 +13,11 @@ answer), and a reply that goes on past the sentences the request asks for (`requ
 (`cut`): the checks judge what is kept.
 
 Reasons, in the order they are checked (the first that applies is the one counted):
-`thinking` (an unclosed `<think>`, or nothing but scratchpad), `too_short`, `too_long`, `code_block` (a
-fenced block, or a line that opens with a code keyword and a name), `markup`, `pastes_code` (a line of the
-real file, or a run of its words: `request.code_ngrams`), `restates_prompt` (a sentence restating an
+`thinking` (an unclosed `<think>`, or nothing but scratchpad), `too_short`, `code_block` (a fenced block,
+or a line that opens with a code keyword and a name), `markup`, `pastes_code` (a line of the real file, or a
+run of its words: `request.code_ngrams`), `list` (two list items in a Think, report or plan description),
+`fragment` (opens mid-sentence: "for the project's ..."), then the sentences that add nothing are dropped
+(`prune_sentences`: `uninformative` when none is left), `too_long`, `restates_prompt` (a sentence restating an
 instruction sentence, fuzzily; or a reply adding fewer than NOVEL_MIN_WORDS words of its own to the
 instruction it answers, quoting it, or talking about its own length), `repeats_plan` (a Think or report that
 says its file's plan entry again, `request.echo_of`), `echoes_prompt` (a prompt line of 30+
@@ -30,25 +32,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from retrace.agents.languages import foreign_languages
+from retrace.agents.pruning import NAME_FIELDS, drop_restated_heading, prune_sentences, restates
 from retrace.data.text_checks import (
     SENTENCE_BREAK,
     content_words,
     grounding_terms,
-    informative,
     loops_by_coverage,
     plain_prose,
     repeats_a_phrase,
     repeats_an_earlier_sentence,
-    restates_sentence,
-    sentence_pieces,
     sentences,
     speaks_as_the_chat,
     stutters,
-    talks_about_the_prompt,
     without_handed_back_clause,
     words,
 )
@@ -81,9 +79,12 @@ REPEAT_SUBSET_MIN_CONTENT = 3
 TRIM_MIN_SHARE = 0.5
 
 ECHO_MIN_LINE_CHARS = 30
-# The placeholders that only name things (the file, the project, its languages, the files read): a sentence
-# that names nothing else the prompt showed adds no information (retrace.data.text_checks.informative).
-NAME_FIELDS = ("path", "repo", "languages", "deps")
+# a Think, report or plan description is prose: two list items or more are a list (the system prompt: no lists)
+LIST_KINDS = ("purpose", "think_read", "think_write", "report")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.M)
+# a reply that opens with a lower-case function word continues a sentence it never began ("for the project's
+# lib/help.js is to include ...": commander, 2026-12-04)
+_FRAGMENT_START = re.compile(r"^\W*(?:for|and|or|but|of|to|in|on|with|is|are|was|which|that|as|by)\b")
 # a Think or report whose content words overlap its file's plan entry by this much (Jaccard) says it again
 REPEAT_PLAN_SIMILARITY = 0.75
 
@@ -97,6 +98,7 @@ _SENTENCE_COUNT = re.compile(r"\b(?:in|with|of)\s+(?:one|two|three|four|five|\d)
 # A line that opens with a code keyword and a name is code, not prose ("def lib.suggestSimilar.js").
 _CODE_LINE = re.compile(r"^\s*(?:def|class|function|import|const|let|var|func|fn|pub|public|private|package|"
                         r"#include|#define)\s+[\w.$<>*&]+(?:\s*[(={:;<]|\s*$)", re.M)
+_WORDLESS_ITEM = re.compile(r"^[\s\d.)#*>-]*$")  # a last line of list numbers only ("2. 3.") ends nothing
 _FINISHED = re.compile(r"[.!?][\"')\]`*]*\Z")  # a text ends with a sentence's end
 
 
@@ -118,11 +120,6 @@ def instruction_text(template: str, system: str = "") -> str:
     return f"{system}\n{_PLACEHOLDER.sub(' ', template)}"
 
 
-@lru_cache(maxsize=64)
-def _instruction_sentences(instructions: str) -> tuple[frozenset[str], ...]:
-    return tuple(c for c in map(content_words, sentences(instructions)) if c)
-
-
 def says_nothing(text: str, prompt: str, framing: str = "") -> bool:
     """Whether `text` adds fewer than NOVEL_MIN_WORDS content words to the prompt's framing (its first sentence,
     the role: 'You are writing thread.py in the Python project "concurrent"', its last paragraph, the
@@ -135,17 +132,6 @@ def says_nothing(text: str, prompt: str, framing: str = "") -> bool:
         return True  # quotes the instruction: 'The file starts with a line that says "To write package.json, I".'
     role = sentences(prompt.strip())[0] if prompt.strip() else ""
     return len(content_words(text) - content_words(f"{role}\n{instruction}\n{framing}")) < NOVEL_MIN_WORDS
-
-
-def restates(text: str, instructions: str) -> bool:
-    """Whether a sentence of `text` restates a sentence of `instructions` (thresholds above)."""
-    targets = _instruction_sentences(instructions)
-    for sentence in sentences(text):
-        said = content_words(sentence)
-        for target in targets:
-            if restates_sentence(said, target):
-                return True
-    return False
 
 
 def repeats(text: str, earlier: str) -> bool:
@@ -233,47 +219,6 @@ def trim_to_sentence(text: str, anchors: list[str], min_chars: int) -> str | Non
     return kept
 
 
-def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None,
-                    open_tail: bool = False) -> tuple[str, list[str]]:
-    """`text` without the sentences that add nothing, and why each was dropped: `restated` (an instruction
-    said back), `prompt_talk` (about the prompt's view of the file: "The first 5 lines of lib/argument.js
-    are ..."), `uninformative` (names none of the `grounding` terms: "The code meets the requirements.";
-    None: not judged). The first sentence can go too; a lead-in (ending in ":"), a list number and an
-    unfinished tail are left to `review_reply`, which judges what is kept."""
-    kept: list[str] = []
-    pieces: list[str] = []
-    dropped: list[str] = []
-    found = sentence_pieces(text)
-    for n, (sentence, gap) in enumerate(found):
-        if not sentence.strip():
-            pieces.append(gap if pieces else "")
-            continue
-        last_open = n == len(found) - 1 and (open_tail or not _FINISHED.search(sentence.strip()))
-        if last_open or sentence.rstrip().endswith(":") or not re.search(r"[A-Za-z]{2}", sentence):
-            pieces.append(sentence + gap)  # the token limit's tail, a lead-in, a list number: judged later
-            continue
-        if instructions and restates(sentence, instructions):
-            dropped.append("restated")
-        elif talks_about_the_prompt(sentence):
-            dropped.append("prompt_talk")
-        elif grounding is not None and not informative(sentence, grounding):
-            dropped.append("uninformative")
-        else:
-            kept.append(sentence)
-            pieces.append(sentence + gap)
-    return "".join(pieces).strip(), dropped
-
-
-def drop_restated_heading(text: str, instructions: str) -> str:
-    """`text` without its leading lines that restate an instruction ("In two sentences, think aloud before you
-    write util.py:" on a line of its own, then the answer): a heading, not the answer. Unchanged when nothing
-    would be left."""
-    lines = text.split("\n")
-    while len(lines) > 1 and (not lines[0].strip() or restates(lines[0], instructions)):
-        lines = lines[1:]
-    return "\n".join(lines).strip()
-
-
 def first_sentences(text: str, count: int) -> tuple[str, bool]:
     """(the first `count` sentences of `text`, whether it has that many complete ones).
 
@@ -327,18 +272,32 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
             repairs.append("framing_dropped")
     if len(stripped) < min_chars:
         return Verdict("", "too_short")
+    # code is refused whole, before any sentence is dropped
+    if "```" in stripped or _CODE_LINE.search(stripped):
+        return Verdict("", "code_block")
+    if "<|" in stripped or "</write>" in stripped or "<observation" in stripped:
+        return Verdict("", "markup")
+    if any(line in stripped for line in request.forbidden_lines) or shares_code(stripped, request.code_ngrams):
+        return Verdict("", "pastes_code")
     answer = without_handed_back_clause(stripped)
     if answer != stripped:
         stripped = answer
         repairs.append("handed_back_cut")
+    if request.kind in LIST_KINDS and len(_LIST_ITEM.findall(stripped)) >= 2:
+        return Verdict("", "list")
+    if _FRAGMENT_START.match(stripped):
+        return Verdict("", "fragment")
     grounding = None
+    names = tuple(request.fields.get(name, "") for name in NAME_FIELDS)
     if prompt and instructions:
-        names = tuple(request.fields.get(name, "") for name in NAME_FIELDS)
         grounding = grounding_terms(prompt, instructions, names)
-    answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length")
+    answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
+                                      plan_entry=request.echo_of, names=names)
     if dropped and not answer:  # nothing left: restating the prompt names that best where it does
         restated = {"restated", "prompt_talk"} & set(dropped) or instructions and (
             says_nothing(stripped, prompt, request.framing) or speaks_as_the_chat(stripped))
+        if "plan_copied" in dropped and not restated:
+            return Verdict("", "repeats_plan")
         return Verdict("", "restates_prompt" if restated else "uninformative")
     if dropped:
         stripped = answer
@@ -353,12 +312,6 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         return Verdict("", "too_short")
     if len(stripped) > max_chars:
         return Verdict("", "too_long")
-    if "```" in stripped or _CODE_LINE.search(stripped):
-        return Verdict("", "code_block")
-    if "<|" in stripped or "</write>" in stripped or "<observation" in stripped:
-        return Verdict("", "markup")
-    if any(line in stripped for line in request.forbidden_lines) or shares_code(stripped, request.code_ngrams):
-        return Verdict("", "pastes_code")
     if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt, request.framing)
                          or speaks_as_the_chat(stripped)):
         return Verdict("", "restates_prompt")
@@ -378,7 +331,8 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
             return Verdict("", "truncated")
         stripped = kept
         repairs.append("trimmed")
-    if not _FINISHED.search(stripped) or _LIST_NUMBER.search(stripped):
+    last_line = stripped.rsplit("\n", 1)[-1]
+    if not _FINISHED.search(stripped) or _LIST_NUMBER.search(stripped) or _WORDLESS_ITEM.search(last_line):
         return Verdict("", "unfinished")
     return Verdict(stripped, None, tuple(repairs))
 

@@ -135,7 +135,7 @@ _CHAT_VOICE = re.compile(
     r"\byou(?:'re| are) (?:referring|asking|talking)\b|"  # "The code you're referring to is ..." (commander)
     r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
     # the delegation said back as an order ('Implement "lib/argument.js" to build on ...': commander, 2026-12-04)
-    r"^\W*implement\s+[\"'`“]?[\w./-]+\.\w+\b|"
+    r"^\W*implement\s+(?:[\"'`“]?[\w./-]+\.\w+\b|an?\s|the\s)|"  # ... or "Implement a custom JSON type ..."
     r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note|version|passage|file|text|think)\b|"
     # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
@@ -153,7 +153,9 @@ _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code bl
                          # to run ...": requirements), or calling the work "the task" ("The task involves creating
                          # ...", "In this task, I added ...": SmolLM2 in the quickstart, 2026-12-04)
                          r"\byou(?:'ll| will)? (?:need|have|must|should) to\b|"
-                         r"\b(?:the|this) task (?:involves|is to|requires|at hand)\b|\bin this task\b", re.I)
+                         r"\b(?:the|this) task (?:involves|is to|requires|at hand)\b|\bin this task\b|"
+                         # a tutor's voice ("I will start by explaining the basics of options": commander)
+                         r"\bexplain(?:ing)? (?:the basics|what \w+ (?:is|are))\b", re.I)
 
 
 def speaks_as_the_chat(text: str) -> bool:
@@ -182,6 +184,8 @@ _CASE_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # Talk about the prompt rather than the code: the view it gives of the file ("The first 5 lines of the
 # lib/argument.js file are ...", "The file starts with a blank line": SmolLM2, 2026-12-04) or its parts.
 _PROMPT_TALK = re.compile(r"\b(?:the )?first (?:\d+|few|two|three|five|ten) lines\b|\bthe first line\b|"
+                          # ("This line is a single line of code that defines a class ...": quickstart)
+                          r"\bthis line\b|\blines? of code\b|\bcode snippet\b|"
                           r"\b(?:file|code) (?:starts|begins) (?:like this|with)\b|\bas (?:shown|given) above\b|"
                           r"\bthe (?:analysis|prompt|instructions?|delegation|plan entry)\b", re.I)
 # The delegation's framing said back as a clause ("This module is built on top of lib/error.js, which is already
