@@ -112,6 +112,29 @@ def test_truncated_looping_restating_and_thinking_replies_are_caught_retried_and
     assert usage["policy:fallback:thinking"] == 1 and usage["policy:retry:truncated"] == 1
 
 
+def test_a_retry_samples_several_replies_in_one_request_and_keeps_the_usable_one_with_fewest_repairs():
+    """Over real HTTP: the retry asks for `n` replies at once; of three samples, a loop, a usable reply with a
+    sentence to drop and a clean one, the clean one is kept."""
+    samples = iter(["mod0.py parses the settings records. " * 3,
+                    "mod0.py parses the settings records. The code meets the requirements.",
+                    "mod0.py parses the settings records into a search index."])
+
+    def reply(body):
+        return "Here:\n```py\nx = 1\n```" if body["temperature"] == 0 else next(samples)
+
+    with FakeChatServer(reply=reply) as server:
+        args = dict(retries=1, retry_temperature=0.9)
+        policy = openai_policy(server, **args)
+        policy.retry_samples = 3
+        [answer] = policy.write(requests_for(1))
+    assert (answer.source, answer.text, answer.repairs) == (
+        "openai", "mod0.py parses the settings records into a search index.", ())
+    assert [b.get("n", 1) for b in server.chat_requests] == [1, 3]
+    assert policy.counts == Counter({"openai": 1, "retry": 1, "retry:code_block": 1, "recovered": 1})
+    with pytest.raises(ValueError, match="policy_retry_samples"):
+        SimulationArguments(policy_retry_samples=0)
+
+
 def test_a_one_sentence_request_stops_at_the_sentence_end_and_keeps_its_full_stop():
     """Over real HTTP: the request carries the sentence stops, the server's text is cut at the first, the full stop
     is put back; a two-sentence request has no stop and is cut after its second sentence."""

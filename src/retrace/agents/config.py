@@ -22,6 +22,9 @@ class SimulationArguments(PolicyEngineArguments):
         "help": "Times an unusable reply is asked again (sampled) before the structural text fills in."})
     policy_retry_temperature: float = field(default=0.7, metadata={
         "help": "Sampling temperature of those retries, so that a greedy model can answer differently."})
+    policy_retry_samples: int = field(default=1, metadata={
+        "help": "Replies sampled at once per retry (one engine call, `n`); the usable one with the fewest "
+                "repairs is kept. More samples recover more replies of a small model for little more time."})
     read_budget_chars: int = field(default=0, metadata={
         "help": "0: Read observations are whole files; else longer files are cut and marked truncated."})
     prompt_facts_chars: int = field(default=800, metadata={
@@ -40,6 +43,8 @@ class SimulationArguments(PolicyEngineArguments):
         check_engine_keys(self, "policy")
         if self.policy_retries < 0:
             raise ValueError(f"key 'policy_retries': must be >= 0, got {self.policy_retries}")
+        if self.policy_retry_samples < 1:
+            raise ValueError(f"key 'policy_retry_samples': must be >= 1, got {self.policy_retry_samples}")
         unknown = set(self.policy_kinds) - set(REQUEST_KINDS)
         if unknown:
             raise ValueError(f"key 'policy_kinds': unknown {sorted(unknown)}; expected some of {list(REQUEST_KINDS)}")

@@ -51,10 +51,10 @@ class PolicyReply:
 SENTENCE_STOPS = (". ", ".\n")
 
 
-def _ended(answer, request: PolicyRequest) -> str:
-    """The reply's text, with the full stop a sentence stop cut put back."""
-    text = answer.text.rstrip()
-    if request.stop == SENTENCE_STOPS and answer.finish_reason != "length" and text and (
+def _ended(text: str, finish_reason: str | None, request: PolicyRequest) -> str:
+    """A reply's text, with the full stop a sentence stop cut put back."""
+    text = text.rstrip()
+    if request.stop == SENTENCE_STOPS and finish_reason != "length" and text and (
             text[-1].isalnum() or text[-1] in "\"')]`"):
         return text + "."
     return text
@@ -81,9 +81,10 @@ class ChatPolicy:
     """A chat model behind any engine writes the requested kinds of text.
 
     Each reply is validated with `review_reply` (against the prompt, the template's instructions and the
-    reply's finish reason); an unusable one is asked again up to `retries` times, sampling at
-    `retry_temperature` with a fresh seed so that the answer can differ (a greedy model asked twice says
-    the same thing), then replaced by the structural text. A request the engine could not complete at
+    reply's finish reason); an unusable one is asked again up to `retries` times, sampling
+    `retry_samples` replies at `retry_temperature` with a fresh seed so that the answer can differ (a greedy
+    model asked twice says the same thing) and keeping the usable one with the fewest repairs, then
+    replaced by the structural text. A request the engine could not complete at
     all (a failed `Reply`: its transport retries are spent) is never replaced: `write` raises
     `RequestsFailed` naming the server, so the repositories of the batch are not written (a dead server
     must not turn into structural text counted as done).
@@ -97,7 +98,7 @@ class ChatPolicy:
     """
 
     def __init__(self, engine, *, kinds: list[str] | None = None, retries: int = 1, retry_temperature: float = 0.7,
-                 seed: int = 0):
+                 retry_samples: int = 1, seed: int = 0):
         self.engine = engine
         self.name = engine.backend
         self.kinds = set(kinds or REQUEST_KINDS)
@@ -108,6 +109,7 @@ class ChatPolicy:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.retries = retries
         self.retry_temperature = retry_temperature
+        self.retry_samples = retry_samples
         self.seed = seed
         self.system = load_prompt("system").strip()
         self.templates = {kind: load_prompt(kind) for kind in REQUEST_KINDS}
@@ -127,15 +129,15 @@ class ChatPolicy:
                 break
             params = self.engine.default_params
             if attempt:
-                params = replace(params, temperature=self.retry_temperature, seed=self.seed + attempt)
+                params = replace(params, temperature=self.retry_temperature, seed=self.seed + attempt,
+                                 n=self.retry_samples)
                 self.counts["retry"] += len(pending)
             answers = self._ask(requests, prompts, pending, params, "policy" if attempt == 0 else "policy retry")
             raise_on_failures(answers, self.engine, "policy", synthesis_advice("policy"))
             still_pending = []
             for i, answer in zip(pending, answers):
                 request = requests[i]
-                verdict = review_reply(_ended(answer, request), request, prompts[i], finish_reason=answer.finish_reason,
-                                       instructions=instruction_text(self.templates[request.kind], self.system))
+                verdict = self._best(answer, request, prompts[i])
                 reason = verdict.reason
                 if reason is None:
                     replies[i] = PolicyReply(verdict.text, self.name, repairs=verdict.repairs)
@@ -153,6 +155,15 @@ class ChatPolicy:
         if len(requests) > len(prompts):
             self.counts["structural"] += len(requests) - len(prompts)
         return replies
+
+    def _best(self, answer, request: PolicyRequest, prompt: str):
+        """The verdict on the usable sample with the fewest repairs (the first sample's when none is usable)."""
+        instructions = instruction_text(self.templates[request.kind], self.system)
+        verdicts = [review_reply(_ended(text, finish, request), request, prompt, finish_reason=finish,
+                                 instructions=instructions)
+                    for text, finish in zip(answer.texts, answer.finish_reasons or (None,) * len(answer.texts))]
+        usable = [v for v in verdicts if v.reason is None]
+        return min(usable, key=lambda v: len(v.repairs)) if usable else verdicts[0]
 
     def _ask(self, requests: list[PolicyRequest], prompts: dict[int, str], pending: list[int], params,
              desc: str) -> list:
@@ -187,4 +198,5 @@ def build_policy(args, *, engine=None, engines=None):
         return StructuralPolicy()
     engine = engine or (engines or EnginePool(seed=args.seed)).get(config, role="policy")
     return ChatPolicy(engine, kinds=args.policy_kinds, retries=args.policy_retries,
-                      retry_temperature=args.policy_retry_temperature, seed=args.seed)
+                      retry_temperature=args.policy_retry_temperature, retry_samples=args.policy_retry_samples,
+                      seed=args.seed)
