@@ -117,7 +117,7 @@ def test_a_retry_samples_several_replies_in_one_request_and_keeps_the_usable_one
     sentence to drop and a clean one, the clean one is kept."""
     samples = iter(["mod0.py parses the settings records. " * 3,
                     "mod0.py parses the settings records. The code meets the requirements.",
-                    "mod0.py parses the settings records into a search index."])
+                    "mod0.py keeps each of the settings records in a search index by its key."])
 
     def reply(body):
         return "Here:\n```py\nx = 1\n```" if body["temperature"] == 0 else next(samples)
@@ -128,7 +128,7 @@ def test_a_retry_samples_several_replies_in_one_request_and_keeps_the_usable_one
         policy.retry_samples = 3
         [answer] = policy.write(requests_for(1))
     assert (answer.source, answer.text, answer.repairs) == (
-        "openai", "mod0.py parses the settings records into a search index.", ())
+        "openai", "mod0.py keeps each of the settings records in a search index by its key.", ())
     assert [b.get("n", 1) for b in server.chat_requests] == [1, 3]
     assert policy.counts == Counter({"openai": 1, "retry": 1, "retry:code_block": 1, "recovered": 1})
     with pytest.raises(ValueError, match="policy_retry_samples"):

@@ -388,3 +388,27 @@ def test_an_unclosed_or_bare_scratchpad_is_thinking(text, finish):
 ])
 def test_lists_fragments_and_a_tutors_voice_are_refused(kind, text, reason):
     assert review(text, kind).reason == reason
+
+
+def test_a_clause_copied_from_the_prompt_is_dropped():
+    """SmolLM2 on commander (2026-12-04): three Thinks carried '..., which is a module that allows you to define
+    classes and functions.' from a dependency's report shown in their prompts."""
+    req = request("think_write")
+    req.fields["read"] = "You have read:\n- headers.py: a module that allows you to define classes and functions."
+    prompt = load_prompt("think_write").format(**req.fields).strip()
+    text = ("To write types.py, I type StartResponse as a Protocol. It builds on headers.py, a module that allows "
+            "you to define classes and functions.")
+    verdict = review_reply(text, req, prompt, instructions=instructions("think_write"), finish_reason="stop")
+    assert (verdict.reason, verdict.text, verdict.repairs) == (
+        None, "To write types.py, I type StartResponse as a Protocol.", ("prompt_copied_dropped",))
+
+
+@pytest.mark.parametrize("kind,text,reason", [
+    ("think_write", "To write types.py, I'm dedicating two sentences to documenting StartResponse.", "restates_prompt"),
+    ("think_read", "I mentioned that I read headers.py first, before StartResponse.", "restates_prompt"),
+    # a word said three times in one note (SmolLM2's report of esm.mjs, commander 2026-12-04)
+    ("report", "types.py is a single-in-respective element that defines a single-in-respective StartResponse in a "
+               "single file.", "repetition"),
+])
+def test_a_note_about_itself_or_saying_a_word_thrice_is_refused(kind, text, reason):
+    assert review(text, kind).reason == reason

@@ -17,6 +17,7 @@ from functools import lru_cache
 from retrace.data.text_checks import (
     GENERIC_TERMS,
     content_words,
+    copies_a_run,
     informative,
     repeats_an_earlier_sentence,
     restates_sentence,
@@ -62,14 +63,15 @@ def copies(sentence: str, source: str, names: tuple[str, ...] = ()) -> bool:
     return len(said) >= COPY_MIN_TERMS and len(said & terms(source)) >= COPY_SHARE * len(said)
 
 
-def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None,
-                    open_tail: bool = False, plan_entry: str = "", names: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None, open_tail: bool = False,
+                    plan_entry: str = "", names: tuple[str, ...] = (), prompt: str = "") -> tuple[str, list[str]]:
     """`text` without the sentences that add nothing, and why each was dropped: `restated` (an instruction
     said back), `prompt_talk` (about the prompt's view of the file: "The first 5 lines of lib/argument.js
     are ..."), `uninformative` (names none of the `grounding` terms: "The code meets the requirements.";
     None: not judged), `said_again` (names no term the sentences before it did not: "The class
     ProcessPoolExecutor is defined in futures/process.py." after "... defines a class named
-    ProcessPoolExecutor."), `plan_copied` (with `plan_entry`: a sentence that `copies` it). The first sentence
+    ProcessPoolExecutor."), `plan_copied` (with `plan_entry`: a sentence that `copies` it), `prompt_copied`
+    (with `prompt`: a run of PROMPT_RUN_WORDS words of it, `text_checks.copies_a_run`). The first sentence
     can go too; a lead-in (ending in ":"), a list number and an
     unfinished tail are left to `review_reply`, which judges what is kept."""
     kept: list[str] = []
@@ -89,6 +91,8 @@ def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | No
             dropped.append("restated")
         elif plan_entry and copies(sentence, plan_entry, names):
             dropped.append("plan_copied")
+        elif prompt and copies_a_run(sentence, prompt):
+            dropped.append("prompt_copied")
         elif talks_about_the_prompt(sentence):
             dropped.append("prompt_talk")
         elif grounding is not None and not informative(sentence, grounding):

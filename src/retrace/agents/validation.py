@@ -79,6 +79,7 @@ REPEAT_SUBSET_MIN_CONTENT = 3
 TRIM_MIN_SHARE = 0.5
 
 ECHO_MIN_LINE_CHARS = 30
+THRICE_MAX_SENTENCES = 2
 # a Think, report or plan description is prose: two list items or more are a list (the system prompt: no lists)
 LIST_KINDS = ("purpose", "think_read", "think_write", "report")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.M)
@@ -166,6 +167,20 @@ def loops(text: str) -> bool:
             said_before.append(content)
     said = words(text)
     return repeats_a_phrase(said) or loops_by_coverage(said)
+
+
+def says_a_word_thrice(text: str, request: PolicyRequest) -> bool:
+    """Whether a short note (THRICE_MAX_SENTENCES sentences) says a word of 5+ letters three times that is not
+    one of its names ("a single-in-respective element ... a single-in-respective module ... a single file":
+    SmolLM2's report of esm.mjs, commander 2026-12-04)."""
+    if len(sentences(text)) > THRICE_MAX_SENTENCES:
+        return False
+    own = {w.lower() for name in [*request.anchors, *request.fields.values()] for w in re.findall(r"[A-Za-z]+", name)}
+    counts: dict[str, int] = {}
+    for word in re.findall(r"[A-Za-z]{5,}", text.lower()):
+        if word not in own:
+            counts[word] = counts.get(word, 0) + 1
+    return any(n >= 3 for n in counts.values())
 
 
 def echoes(text: str, prompt: str) -> bool:
@@ -292,10 +307,12 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     if prompt and instructions:
         grounding = grounding_terms(prompt, instructions, names)
     answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
-                                      plan_entry=request.echo_of, names=names)
+                                      plan_entry=request.echo_of, names=names, prompt=prompt)
     if dropped and not answer:  # nothing left: restating the prompt names that best where it does
         restated = {"restated", "prompt_talk"} & set(dropped) or instructions and (
             says_nothing(stripped, prompt, request.framing) or speaks_as_the_chat(stripped))
+        if "prompt_copied" in dropped and not restated:
+            return Verdict("", "echoes_prompt")
         if "plan_copied" in dropped and not restated:
             return Verdict("", "repeats_plan")
         return Verdict("", "restates_prompt" if restated else "uninformative")
@@ -319,7 +336,7 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         return Verdict("", "repeats_plan")
     if echoes(stripped, prompt):
         return Verdict("", "echoes_prompt")
-    if loops(stripped):
+    if loops(stripped) or says_a_word_thrice(stripped, request):
         return Verdict("", "repetition")
     if not grounded(stripped, request.anchors):
         return Verdict("", "ungrounded")

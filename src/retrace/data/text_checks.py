@@ -155,7 +155,10 @@ _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code bl
                          r"\byou(?:'ll| will)? (?:need|have|must|should) to\b|"
                          r"\b(?:the|this) task (?:involves|is to|requires|at hand)\b|\bin this task\b|"
                          # a tutor's voice ("I will start by explaining the basics of options": commander)
-                         r"\bexplain(?:ing)? (?:the basics|what \w+ (?:is|are))\b", re.I)
+                         r"\bexplain(?:ing)? (?:the basics|what \w+ (?:is|are))\b|"
+                         # the note talking about itself ("I'm dedicating two sentences to documenting the
+                         # code", "I mentioned that I read the index.js first": commander, 2026-12-04)
+                         r"\b(?:one|two|three|four|five|\d) sentences?\b|\bI (?:mentioned|said|noted) that\b", re.I)
 
 
 def speaks_as_the_chat(text: str) -> bool:
@@ -183,7 +186,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _CASE_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # Talk about the prompt rather than the code: the view it gives of the file ("The first 5 lines of the
 # lib/argument.js file are ...", "The file starts with a blank line": SmolLM2, 2026-12-04) or its parts.
-_PROMPT_TALK = re.compile(r"\b(?:the )?first (?:\d+|few|two|three|five|ten) lines\b|\bthe first line\b|"
+_PROMPT_TALK = re.compile(r"\b(?:the )?first (?:\d+|few|two|three|five|ten) (?:lines|files)\b|\bthe first line\b|"
                           # ("This line is a single line of code that defines a class ...": quickstart)
                           r"\bthis line\b|\blines? of code\b|\bcode snippet\b|"
                           r"\b(?:file|code) (?:starts|begins) (?:like this|with)\b|\bas (?:shown|given) above\b|"
@@ -226,6 +229,18 @@ def talks_about_the_prompt(sentence: str) -> bool:
 def without_handed_back_clause(text: str) -> str:
     """`text` with ", which is already written" (the delegation's framing said back) cut out."""
     return _ALREADY_WRITTEN.sub("", text)
+
+
+# A clause copied from the prompt: a run of PROMPT_RUN_WORDS words found in it ("..., which is a module that
+# allows you to define classes and functions." from a dependency's report, in three Thinks after it: commander)
+PROMPT_RUN_WORDS = 8
+
+
+def copies_a_run(sentence: str, prompt: str, n: int = PROMPT_RUN_WORDS) -> bool:
+    """Whether `sentence` holds a run of `n` words of `prompt`."""
+    said, shown = words(sentence), words(prompt)
+    runs = {tuple(shown[i:i + n]) for i in range(len(shown) - n + 1)}
+    return any(tuple(said[i:i + n]) in runs for i in range(len(said) - n + 1))
 
 
 def sentence_pieces(text: str) -> list[tuple[str, str]]:
