@@ -412,3 +412,9 @@ def test_a_clause_copied_from_the_prompt_is_dropped():
 ])
 def test_a_note_about_itself_or_saying_a_word_thrice_is_refused(kind, text, reason):
     assert review(text, kind).reason == reason
+
+
+def test_quoting_the_instructions_opening_restates_it():
+    # SmolLM2 on commander (2026-12-04): 'I wrote the following snippet, "I read lib/argument.js first because ...'
+    text = 'I wrote this note, "I read headers.py and util.py first because StartResponse is typed there.'
+    assert review(text, "think_read").reason == "restates_prompt"

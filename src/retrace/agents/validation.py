@@ -129,7 +129,7 @@ def says_nothing(text: str, prompt: str, framing: str = "") -> bool:
     instruction = prompt.strip().rsplit("\n\n", 1)[-1]
     if 'starting with "' in instruction and re.search(r"starting with [\"“]", text) or _SENTENCE_COUNT.search(text):
         return True
-    if any(f'"{quoted}"' in text for quoted in re.findall(r'"([^"]{8,})"', instruction)):
+    if any(f'"{quoted}' in text for quoted in re.findall(r'"([^"]{8,})"', instruction)):
         return True  # quotes the instruction: 'The file starts with a line that says "To write package.json, I".'
     role = sentences(prompt.strip())[0] if prompt.strip() else ""
     return len(content_words(text) - content_words(f"{role}\n{instruction}\n{framing}")) < NOVEL_MIN_WORDS
@@ -175,7 +175,8 @@ def says_a_word_thrice(text: str, request: PolicyRequest) -> bool:
     SmolLM2's report of esm.mjs, commander 2026-12-04)."""
     if len(sentences(text)) > THRICE_MAX_SENTENCES:
         return False
-    own = {w.lower() for name in [*request.anchors, *request.fields.values()] for w in re.findall(r"[A-Za-z]+", name)}
+    names = [*request.anchors, *(request.fields.get(field, "") for field in NAME_FIELDS)]
+    own = {w.lower() for name in names for w in re.findall(r"[A-Za-z]+", name)}
     counts: dict[str, int] = {}
     for word in re.findall(r"[A-Za-z]{5,}", text.lower()):
         if word not in own:
@@ -305,7 +306,8 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     grounding = None
     names = tuple(request.fields.get(name, "") for name in NAME_FIELDS)
     if prompt and instructions:
-        grounding = grounding_terms(prompt, instructions, names)
+        # the delegation's fixed words ("Plan entry 3 of 5. Implement ...") are framing, not material
+        grounding = grounding_terms(prompt, f"{instructions}\n{request.framing}", names)
     answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
                                       plan_entry=request.echo_of, names=names, prompt=prompt)
     if dropped and not answer:  # nothing left: restating the prompt names that best where it does
