@@ -418,3 +418,11 @@ def test_quoting_the_instructions_opening_restates_it():
     # SmolLM2 on commander (2026-12-04): 'I wrote the following snippet, "I read lib/argument.js first because ...'
     text = 'I wrote this note, "I read headers.py and util.py first because StartResponse is typed there.'
     assert review(text, "think_read").reason == "restates_prompt"
+
+
+def test_a_think_that_speaks_to_you_is_the_chats_voice():
+    # SmolLM2's Thinks of encoder.py and decoder.py (quickstart, 2026-12-04)
+    assert review("In the code, you implement StartResponse as a Protocol with InputStream.").reason == \
+        "restates_prompt"
+    # a report may say what a module lets its user do
+    assert review("types.py lets you type StartResponse and InputStream for handlers.py.", "report").reason is None

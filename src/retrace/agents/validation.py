@@ -80,6 +80,10 @@ TRIM_MIN_SHARE = 0.5
 
 ECHO_MIN_LINE_CHARS = 30
 THRICE_MAX_SENTENCES = 2
+# A Think is the sub-agent talking to itself: "you" outside quotes is the chat talking to its user ("To write a
+# custom encoder, you can use ...", "In the code, you implement a JSONDecoder class": SmolLM2, quickstart)
+THINK_KINDS = ("think_read", "think_write")
+_YOU = re.compile(r"\byou(?:'re|'ll|'ve|'d|r|rs|rself)?\b", re.I)
 # a Think, report or plan description is prose: two list items or more are a list (the system prompt: no lists)
 LIST_KINDS = ("purpose", "think_read", "think_write", "report")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.M)
@@ -332,7 +336,8 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     if len(stripped) > max_chars:
         return Verdict("", "too_long")
     if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt, request.framing)
-                         or speaks_as_the_chat(stripped)):
+                         or speaks_as_the_chat(stripped) or request.kind in THINK_KINDS and _YOU.search(
+                             re.sub(r"`[^`]*`|\"[^\"]*\"", "", stripped))):
         return Verdict("", "restates_prompt")
     if request.echo_of and repeats(stripped, request.echo_of):
         return Verdict("", "repeats_plan")
