@@ -46,6 +46,7 @@ from retrace.data.text_checks import (
     repeats_an_earlier_sentence,
     sentences,
     speaks_as_the_chat,
+    speaks_to_you,
     stutters,
     without_handed_back_clause,
     words,
@@ -83,7 +84,6 @@ THRICE_MAX_SENTENCES = 2
 # A Think is the sub-agent talking to itself: "you" outside quotes is the chat talking to its user ("To write a
 # custom encoder, you can use ...", "In the code, you implement a JSONDecoder class": SmolLM2, quickstart)
 THINK_KINDS = ("think_read", "think_write")
-_YOU = re.compile(r"\byou(?:'re|'ll|'ve|'d|r|rs|rself)?\b", re.I)
 # a Think, report or plan description is prose: two list items or more are a list (the system prompt: no lists)
 LIST_KINDS = ("purpose", "think_read", "think_write", "report")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.M)
@@ -153,9 +153,10 @@ def loops(text: str) -> bool:
     code is written ..." three times in one Think), or repeated n-grams over much of it."""
     seen: set[tuple[str, ...]] = set()
     said_before: list[frozenset[str]] = []
-    for n, sentence in enumerate(sentences(text)):
+    said_sentences = sentences(text)
+    for n, sentence in enumerate(said_sentences):
         key = tuple(words(sentence))
-        if stutters(sentence) or repeats_an_earlier_sentence(sentence, sentences(text)[:n]):
+        if stutters(sentence) or repeats_an_earlier_sentence(sentence, said_sentences[:n]):
             return True
         if len(key) >= REPEAT_MIN_WORDS:
             if key in seen:
@@ -336,8 +337,7 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     if len(stripped) > max_chars:
         return Verdict("", "too_long")
     if instructions and (restates(stripped, instructions) or says_nothing(stripped, prompt, request.framing)
-                         or speaks_as_the_chat(stripped) or request.kind in THINK_KINDS and _YOU.search(
-                             re.sub(r"`[^`]*`|\"[^\"]*\"", "", stripped))):
+                         or speaks_as_the_chat(stripped) or request.kind in THINK_KINDS and speaks_to_you(stripped)):
         return Verdict("", "restates_prompt")
     if request.echo_of and repeats(stripped, request.echo_of):
         return Verdict("", "repeats_plan")

@@ -161,6 +161,15 @@ _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code bl
                          r"\b(?:one|two|three|four|five|\d) sentences?\b|\bI (?:mentioned|said|noted) that\b", re.I)
 
 
+# "you" anywhere outside quoted names: the chat talking to its user, never an engineer's note to themself
+_SECOND_PERSON = re.compile(r"\byou(?:'re|'ll|'ve|'d|r|rs|rself)?\b", re.I)
+_QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"")
+
+
+def speaks_to_you(text: str) -> bool:
+    return bool(_SECOND_PERSON.search(_QUOTED.sub("", text)))
+
+
 def speaks_as_the_chat(text: str) -> bool:
     """Whether the first sentence of `text` is in the prompt's voice (second person, the chat's framing), or
     the text repeats the system prompt's words on how to write."""

@@ -29,6 +29,7 @@ from retrace.data.text_checks import (
     repeats_an_earlier_sentence,
     restates_sentence,
     speaks_as_the_chat,
+    speaks_to_you,
     stutters,
     talks_about_the_prompt,
 )
@@ -53,8 +54,6 @@ LIST_MAX_ITEMS = 1
 # A Think is the engineer talking to themself: "you" anywhere (outside quoted names) is the chat talking to its
 # user. Of SmolLM2's scored proposals in the quickstart (2026-12-03) the four with "you" were all chat: "Your
 # task is to read this file", "When you're building `concurrent.py`", "You may reproduce or modify this code".
-_SECOND_PERSON = re.compile(r"\byou(?:'re|'ll|'ve|'d|r|rs|rself)?\b", re.I)
-_QUOTED = re.compile(r"`[^`]*`")
 _MARKUP = re.compile(r"</|<\||<(?:write|read|think|plan|observation|subagent|repository)\b")
 _CODE_LINE = re.compile(r"^\s*(?:def \w+\(|class \w+[(:]|import \w|from [\w.]+ import |return\b|@\w+|"
                         r"(?:if|for|while|elif|try|except|with)\b[^.]*:\s*$|[\w.\[\]]+\s*[-+*/]?=\s*[\w\"'(\[{])")
@@ -117,7 +116,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
         return CleanReply("", "repetition")  # dropped; a phrase said again in what is left is a loop
     if not text and dropped or speaks_as_the_chat(text):
         return CleanReply("", "restates_prompt")
-    if _SECOND_PERSON.search(_QUOTED.sub("", text)):
+    if speaks_to_you(text):
         return CleanReply("", "second_person")
     if not text:  # fragments only ("project\n\nfeature\n\n#Preliminaries\n\n#1.\n\n#2.")
         return CleanReply("", "too_short")
