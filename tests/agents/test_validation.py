@@ -138,11 +138,11 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     # the third sentence of SmolLM2's requirements of concurrent (quickstart, 2026-12-04): orders about a
     # file the prompt never showed
     ("think_write", "types.py declares StartResponse. It wraps the stream in InputStream. To create the temporary "
-                    "file, you need to run Python's built-in concurrent module.",
+                    "file, one needs to run Python's built-in concurrent module.",
      "types.py declares StartResponse. It wraps the stream in InputStream.", "uninformative_dropped"),
     # the system prompt's words on style (SmolLM2 on commander, 2026-12-03), then an answer
     ("think_write", "To write types.py, I will first document myself in plain English. StartResponse is a Protocol.",
-     "StartResponse is a Protocol.", "uninformative_dropped"),
+     "StartResponse is a Protocol.", "chat_voice_dropped"),
     # content-free sentences (SmolLM2, quickstart 2026-12-04): nothing the prompt showed is named
     ("think_write", "To write types.py, I declare StartResponse first. The code meets the requirements.",
      "To write types.py, I declare StartResponse first.", "uninformative_dropped"),
@@ -426,3 +426,34 @@ def test_a_think_that_speaks_to_you_is_the_chats_voice():
         "restates_prompt"
     # a report may say what a module lets its user do
     assert review("types.py lets you type StartResponse and InputStream for handlers.py.", "report").reason is None
+
+
+def test_quoting_the_opener_for_another_file_restates_it():
+    # SmolLM2 on commander's esm.mjs (2026-12-05): '... you might describe it as "I read index.js first because
+    # I was already reading it first".' while the instruction's opener named other files
+    text = 'Of StartResponse, I would say "I read handlers.py first because it is already there".'
+    assert review(text, "think_read").reason == "restates_prompt"
+
+
+def test_a_thinks_sentence_to_you_is_dropped_and_the_impersonal_you_kept():
+    # SmolLM2 on commander's lib/error.js (2026-12-05): 'This class allows you to create a custom error class'
+    # is what the code lets its user do; "you can" is the chat talking to its user, dropped from the note
+    kept = review("To write types.py, I type StartResponse as a Protocol. It allows you to type the callable "
+                  "of PEP 3333 that InputStream readers use.")
+    assert kept.reason is None, kept
+    verdict = review("To write types.py, I type StartResponse as a Protocol. Then you can type InputStream the same "
+                     "way for readline.")
+    assert (verdict.reason, verdict.text, verdict.repairs) == (
+        None, "To write types.py, I type StartResponse as a Protocol.", ("chat_voice_dropped",))
+
+
+@pytest.mark.parametrize("text", [
+    # what was left of SmolLM2's Thinks on commander (2026-12-05) once the "you" sentences were dropped
+    "Design a StartResponse protocol that can accept and respond to InputStream readers.",
+    "Create a new StartResponse with the specified headers, and then read InputStream.",
+])
+def test_a_think_that_gives_an_order_is_the_chats_voice(text):
+    assert review(text).reason == "restates_prompt"
+    verdict = review(f"To write types.py, I type StartResponse as a Protocol. {text}")
+    assert (verdict.text, verdict.repairs) == ("To write types.py, I type StartResponse as a Protocol.",
+                                               ("chat_voice_dropped",))

@@ -130,7 +130,8 @@ def test_each_role_is_shown_what_it_builds_on(tmp_path):
     assert JS_FILES["lib/counter.js"].strip() in how  # the real file, whole: it is short
     assert "REPORT-lib/words.js" in how and "PLAN-lib/counter.js" in how
     assert "REPORT-lib/counter.js" in prompts[("think_write", "index.js")]
-    assert "PLAN-lib/words.js" in prompts[("report", "lib/words.js")]  # its own plan entry
+    # not its own plan entry: shown it, a small model says it again (the document holds it already)
+    assert "PLAN-lib/words.js" not in prompts[("report", "lib/words.js")]
     # the report names the files that import it, and what they use
     assert "import it: lib/counter.js (for splitWords)." in prompts[("report", "lib/words.js")]
     assert "No other file of the project imports it." in prompts[("report", "index.js")]

@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 
 from retrace.data.text_checks import (
+    ENDS_A_SENTENCE,
     GENERIC_TERMS,
     content_words,
     copies_a_run,
@@ -23,6 +24,8 @@ from retrace.data.text_checks import (
     restates_sentence,
     sentence_pieces,
     sentences,
+    speaks_as_the_chat,
+    speaks_to_you,
     talks_about_the_prompt,
     terms,
 )
@@ -33,7 +36,6 @@ COPY_SHARE = 0.8
 # The placeholders that only name things (the file, the project, its languages, the files read): a sentence
 # that names nothing else the prompt showed adds no information (retrace.data.text_checks.informative).
 NAME_FIELDS = ("path", "repo", "languages", "deps")
-_FINISHED = re.compile(r"[.!?][\"')\]`*]*\Z")  # a text ends with a sentence's end
 
 
 @lru_cache(maxsize=64)
@@ -64,14 +66,16 @@ def copies(sentence: str, source: str, names: tuple[str, ...] = ()) -> bool:
 
 
 def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None, open_tail: bool = False,
-                    plan_entry: str = "", names: tuple[str, ...] = (), prompt: str = "") -> tuple[str, list[str]]:
+                    plan_entry: str = "", names: tuple[str, ...] = (), prompt: str = "",
+                    own_voice: bool = False) -> tuple[str, list[str]]:
     """`text` without the sentences that add nothing, and why each was dropped: `restated` (an instruction
     said back), `prompt_talk` (about the prompt's view of the file: "The first 5 lines of lib/argument.js
     are ..."), `uninformative` (names none of the `grounding` terms: "The code meets the requirements.";
     None: not judged), `said_again` (names no term the sentences before it did not: "The class
     ProcessPoolExecutor is defined in futures/process.py." after "... defines a class named
     ProcessPoolExecutor."), `plan_copied` (with `plan_entry`: a sentence that `copies` it), `prompt_copied`
-    (with `prompt`: a run of PROMPT_RUN_WORDS words of it, `text_checks.copies_a_run`). The first sentence
+    (with `prompt`: a run of PROMPT_RUN_WORDS words of it, `text_checks.copies_a_run`), `chat_voice` (with
+    `own_voice`, a Think's note to itself: a sentence that speaks to "you" or as the chat, giving an order). The first sentence
     can go too; a lead-in (ending in ":"), a list number and an
     unfinished tail are left to `review_reply`, which judges what is kept."""
     kept: list[str] = []
@@ -82,7 +86,7 @@ def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | No
         if not sentence.strip():
             pieces.append(gap if pieces else "")
             continue
-        last_open = n == len(found) - 1 and (open_tail or not _FINISHED.search(sentence.strip()))
+        last_open = n == len(found) - 1 and (open_tail or not ENDS_A_SENTENCE.search(sentence.strip()))
         if last_open or sentence.rstrip().endswith(":") or not re.search(r"[A-Za-z]{2}", sentence):
             pieces.append(sentence + gap)  # the token limit's tail, a lead-in, a list number: judged later
             continue
@@ -93,6 +97,8 @@ def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | No
             dropped.append("plan_copied")
         elif prompt and copies_a_run(sentence, prompt):
             dropped.append("prompt_copied")
+        elif own_voice and (speaks_to_you(sentence) or speaks_as_the_chat(sentence)):
+            dropped.append("chat_voice")
         elif talks_about_the_prompt(sentence):
             dropped.append("prompt_talk")
         elif grounding is not None and not informative(sentence, grounding):

@@ -213,8 +213,9 @@ def report_request(work: RepoWork, facts: FileFacts, options: SimulationOptions)
         after = "No other file of the project imports it."
         audience = "the project"
     defined = ", ".join(facts.defined_names) or f"no class or function ({facts.n_lines} lines)"
-    fields = work.fields(facts, plan=_plan_line(work, facts.path), facts=cap(defined, options.prompt_facts_chars),
-                         after=after, audience=audience)
+    # not its plan entry: shown it, a small model says the entry again (SmolLM2 on commander, 2026-12-05: 6 of 7
+    # reports refused as repeats_plan); the document holds the plan already
+    fields = work.fields(facts, facts=cap(defined, options.prompt_facts_chars), after=after, audience=audience)
     return PolicyRequest("report", fields, structural.report_text(facts, users), anchors=_anchors(facts, *users),
                          sentences=SENTENCES["report"], stop=SENTENCE_STOPS, echo_of=work.said("purpose", facts.path),
                          **work.code_guard(facts, options))

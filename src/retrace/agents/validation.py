@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from retrace.agents.languages import foreign_languages
 from retrace.agents.pruning import NAME_FIELDS, drop_restated_heading, prune_sentences, restates
 from retrace.data.text_checks import (
+    ENDS_A_SENTENCE,
     SENTENCE_BREAK,
     content_words,
     grounding_terms,
@@ -104,7 +105,6 @@ _SENTENCE_COUNT = re.compile(r"\b(?:in|with|of)\s+(?:one|two|three|four|five|\d)
 _CODE_LINE = re.compile(r"^\s*(?:def|class|function|import|const|let|var|func|fn|pub|public|private|package|"
                         r"#include|#define)\s+[\w.$<>*&]+(?:\s*[(={:;<]|\s*$)", re.M)
 _WORDLESS_ITEM = re.compile(r"^[\s\d.)#*>-]*$")  # a last line of list numbers only ("2. 3.") ends nothing
-_FINISHED = re.compile(r"[.!?][\"')\]`*]*\Z")  # a text ends with a sentence's end
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,9 @@ def says_nothing(text: str, prompt: str, framing: str = "") -> bool:
         return True
     if any(f'"{quoted}' in text for quoted in re.findall(r'"([^"]{8,})"', instruction)):
         return True  # quotes the instruction: 'The file starts with a line that says "To write package.json, I".'
+    opener = re.search(r'starting with "([^"\s]+ [^"\s]+)', instruction)  # two words: not a bare file name
+    if opener and re.search(rf'["“]{re.escape(opener.group(1))}\b', text, re.I):
+        return True  # quotes its opener for another file: '... you might describe it as "I read index.js first'
     role = sentences(prompt.strip())[0] if prompt.strip() else ""
     return len(content_words(text) - content_words(f"{role}\n{instruction}\n{framing}")) < NOVEL_MIN_WORDS
 
@@ -314,9 +317,10 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         # the delegation's fixed words ("Plan entry 3 of 5. Implement ...") are framing, not material
         grounding = grounding_terms(prompt, f"{instructions}\n{request.framing}", names)
     answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
-                                      plan_entry=request.echo_of, names=names, prompt=prompt)
+                                      plan_entry=request.echo_of, names=names, prompt=prompt,
+                                      own_voice=bool(instructions) and request.kind in THINK_KINDS)
     if dropped and not answer:  # nothing left: restating the prompt names that best where it does
-        restated = {"restated", "prompt_talk"} & set(dropped) or instructions and (
+        restated = {"restated", "prompt_talk", "chat_voice"} & set(dropped) or instructions and (
             says_nothing(stripped, prompt, request.framing) or speaks_as_the_chat(stripped))
         if "prompt_copied" in dropped and not restated:
             return Verdict("", "echoes_prompt")
@@ -356,7 +360,7 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         stripped = kept
         repairs.append("trimmed")
     last_line = stripped.rsplit("\n", 1)[-1]
-    if not _FINISHED.search(stripped) or _LIST_NUMBER.search(stripped) or _WORDLESS_ITEM.search(last_line):
+    if not ENDS_A_SENTENCE.search(stripped) or _LIST_NUMBER.search(stripped) or _WORDLESS_ITEM.search(last_line):
         return Verdict("", "unfinished")
     return Verdict(stripped, None, tuple(repairs))
 

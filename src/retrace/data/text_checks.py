@@ -134,8 +134,11 @@ _CHAT_VOICE = re.compile(
     r"(?:response|answer|reply|reasoning|breakdown|summary|explanation|overview)\b|"
     r"\byou(?:'re| are) (?:referring|asking|talking)\b|"  # "The code you're referring to is ..." (commander)
     r"\bthe above (?:question|prompt|task)\b|^\W*the user\b|"
-    # the delegation said back as an order ('Implement "lib/argument.js" to build on ...': commander, 2026-12-04)
-    r"^\W*implement\s+(?:[\"'`“]?[\w./-]+\.\w+\b|an?\s|the\s)|"  # ... or "Implement a custom JSON type ..."
+    # the delegation said back as an order ('Implement "lib/argument.js" to build on ...': commander, 2026-12-04;
+    # "Implement a custom JSON type ...", "Design a command line interface ...", "Create a new option with the
+    # specified flags ...", "Follow the above instructions ...": commander, 2026-12-05)
+    r"^\W*(?:implement|design|create|write|define|build|add|make|follow|use|read)\s+"
+    r"(?:[\"'`“]?[\w./-]+\.\w+\b|an?\s|the\s)|"
     r"\brewrit(?:e|ten|ing) (?:the |this |my )?(?:reasoning|explanation|script|note|version|passage|file|text|think)\b|"
     # the user's file ("I will take a look at your lib/argument.js": SmolLM2 on commander, 2026-12-03)
     r"\byour (?:own )?(?:code|files?|project|module|repository|script|[\w/-]+\.[a-z]{1,4}\b)", re.I)
@@ -161,13 +164,19 @@ _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code bl
                          r"\b(?:one|two|three|four|five|\d) sentences?\b|\bI (?:mentioned|said|noted) that\b", re.I)
 
 
-# "you" anywhere outside quoted names: the chat talking to its user, never an engineer's note to themself
+# "you" anywhere outside quoted names: the chat talking to its user, never an engineer's note to themself.
+# Technical English's impersonal "you" after a verb of enabling is what the code lets its user do, not the chat
+# ("This class allows you to create a custom error class": SmolLM2 on commander's lib/error.js, 2026-12-05).
 _SECOND_PERSON = re.compile(r"\byou(?:'re|'ll|'ve|'d|r|rs|rself)?\b", re.I)
 _QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"")
+_IMPERSONAL_YOU = re.compile(r"\b(?:allow|let|enable|help|permit)(?:s|ing|ed)?\s+you\b", re.I)
+# a sentence's end: the last character of a finished text
+ENDS_A_SENTENCE = re.compile(r"[.!?][\"')\]`*]*\Z")
 
 
 def speaks_to_you(text: str) -> bool:
-    return bool(_SECOND_PERSON.search(_QUOTED.sub("", text)))
+    """Whether `text` addresses a "you" outside quotes, other than the impersonal "allows you to"."""
+    return bool(_SECOND_PERSON.search(_IMPERSONAL_YOU.sub("", _QUOTED.sub("", text))))
 
 
 def speaks_as_the_chat(text: str) -> bool:
