@@ -44,12 +44,20 @@ def prompt_material(prompt: str) -> str:
     return next((n for n in names if "_" in n or not n[1:].islower()), names[0] if names else "")
 
 
+def user_prompt(body: dict) -> str:
+    """The prompt of a request: its last user message (a prefilled assistant opener may follow it), or the
+    completion prompt."""
+    if "messages" not in body:
+        return str(body.get("prompt", ""))
+    return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+
+
 def grounded_reply(body: dict) -> str:
     """Words a validator accepts: they name the file (or project) the prompt is about and something the prompt
     shows of it, paste no code, and differ by what is asked (a plan entry, a report and a Think about one
     file say different things, as they must: a text that repeats an earlier one found in its prompt echoes
     the prompt)."""
-    prompt = body["messages"][-1]["content"] if "messages" in body else str(body.get("prompt", ""))
+    prompt = user_prompt(body)
     material = prompt_material(prompt)
     uses = f" with {material}" if material else ""
     # The policy's templates name the file in their last line (the instruction); the project's name is quoted.

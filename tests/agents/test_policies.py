@@ -230,3 +230,20 @@ def test_synthesize_with_the_openai_policy_end_to_end(tmp_path):
     purposes = len(traj["order"])  # purpose texts are asked too; they go into the plan and delegations
     assert len(server.chat_requests) == len(texts) + purposes + 2  # + the two failed tries
     assert artifact_path(out, "documents", "tiny").exists()
+
+
+def test_a_prefilled_opener_is_sent_for_the_server_to_continue_and_kept_as_the_replys_start():
+    """Over real HTTP, as vLLM's server takes it: the conversation ends with the opener the instruction asks
+    for, the body asks to continue it (`continue_final_message`, no new generation prompt), and the reply is
+    the opener followed by the server's continuation."""
+    continuation = " keep the settings records of parse_config in a search index."
+    with FakeChatServer(reply=lambda body: continuation) as server:
+        policy = openai_policy(server)
+        policy.prefill = True
+        [think] = policy.write(requests_for(1))
+        [body] = server.chat_requests
+    assert body["messages"][-1] == {"role": "assistant", "content": "To write mod0.py, I"}
+    assert (body["continue_final_message"], body["add_generation_prompt"]) == (True, False)
+    assert (think.source, think.text) == ("openai", "To write mod0.py, I" + continuation)
+    assert build_policy(SimulationArguments(policy_backend="openai", policy_base_url=server.base_url,
+                                            policy_prefill_opener=True, policy_api_key_env="")).prefill

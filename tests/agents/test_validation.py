@@ -34,7 +34,7 @@ def instructions(kind: str) -> str:
 
 def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[str, ...] = ("types", "StartResponse",
                                                                                         "InputStream", "headers"),
-            echo_of: str = ""):
+            echo_of: str = "", sentences: int = 0):
     fields = {"repo": "wsgiref", "languages": "Python", "path": path, "deps": "headers.py and util.py",
               "requirements": "A WSGI reference library.", "delegation": "Implement types.py: WSGI-related types.",
               "number": "3", "total": "7", "plan": "3. types.py: WSGI-related types.", "after": "", "audience": "",
@@ -42,7 +42,7 @@ def request(kind: str = "think_write", path: str = "types.py", anchors: tuple[st
     template = load_prompt(kind)  # as the simulation fills them: only the template's own placeholders
     fields = {key: value for key, value in fields.items() if f"{{{key}}}" in template}
     return PolicyRequest(kind, fields, "structural", anchors=list(anchors), framing=DELEGATION_FRAMING,
-                         echo_of=echo_of)
+                         echo_of=echo_of, sentences=sentences)
 
 
 def review(text: str, kind: str = "think_write", finish_reason: str | None = "stop", judged: bool = True,
@@ -457,3 +457,18 @@ def test_a_think_that_gives_an_order_is_the_chats_voice(text):
     verdict = review(f"To write types.py, I type StartResponse as a Protocol. {text}")
     assert (verdict.text, verdict.repairs) == ("To write types.py, I type StartResponse as a Protocol.",
                                                ("chat_voice_dropped",))
+
+
+def test_a_one_sentence_answer_whose_sentence_is_dropped_is_refused():
+    # SmolLM2's Think before lib/argument.js's Reads (commander, 2026-12-05): the answer says nothing, and the
+    # sentence after it answers another question
+    text = ("I read headers.py and util.py first because they are already written. I added StartResponse to "
+            "types.py to meet the requirements.")
+    assert review(text, "think_read", sentences=1).reason == "uninformative"
+    # ... or names files it does not read first
+    text = "I read types.py first because StartResponse is there. I read handlers.py first because it is written."
+    assert review(text, "think_read", sentences=1).reason == "uninformative"
+    kept = review("I read headers.py and util.py first because StartResponse takes their Headers. I read types.py "
+                  "first because it is written.", "think_read", sentences=1)
+    assert (kept.text, kept.repairs) == (
+        "I read headers.py and util.py first because StartResponse takes their Headers.", ("other_files_dropped",))

@@ -139,3 +139,19 @@ def test_hf_and_openai_engines_answer_with_the_same_objects(generator, tiny_llam
     assert all(isinstance(v, int) for v in (*hf_counts.values(), *openai_counts.values()))  # flat
     assert openai_counts["failed:http_400"] == 1 and served.usage.failed == 1 and generator.usage.failed == 0
     assert sum(v for k, v in openai_counts.items() if k.startswith("finish:")) == 1
+
+
+def test_a_conversation_ending_with_the_assistants_opener_is_continued(generator, monkeypatch):
+    """The chat template's continue_final_message: the prompt ends with the opener itself, with no new
+    assistant turn after it, and the reply is only what follows the opener."""
+    seen = []
+    generate = generator._generate
+    monkeypatch.setattr(generator, "_generate", lambda encoded, *a: seen.extend(encoded) or generate(encoded, *a))
+    user = [{"role": "user", "content": "Why read util.py first?"}]
+    opener = "I read util.py first because"
+    [plain, prefilled] = generator.chat([user, [*user, {"role": "assistant", "content": opener}]],
+                                        SamplingParams(max_new_tokens=4))
+    plain_prompt, prefilled_prompt = (generator.tokenizer.decode(ids) for ids in seen)
+    assert prefilled_prompt.rstrip().endswith(opener) and opener not in plain_prompt
+    assert prefilled_prompt.startswith(plain_prompt.rstrip()[:len(plain_prompt) // 2])
+    assert isinstance(prefilled.text, str) and not prefilled.text.startswith(opener)

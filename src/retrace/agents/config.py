@@ -25,6 +25,11 @@ class SimulationArguments(PolicyEngineArguments):
     policy_retry_samples: int = field(default=1, metadata={
         "help": "Replies sampled at once per retry (one engine call, `n`); the usable one with the fewest "
                 "repairs is kept. More samples recover more replies of a small model for little more time."})
+    policy_prefill_opener: bool = field(default=False, metadata={
+        "help": "Start the model's reply with the words its prompt asks it to start with (\"To write x.py, I\") "
+                "and let it continue them: a small model then writes the note instead of answering as a chat "
+                "assistant. Needs an engine that continues a final assistant message (hf, vllm, a vLLM server's "
+                "continue_final_message); off by default, since other OpenAI-compatible servers refuse it."})
     read_budget_chars: int = field(default=0, metadata={
         "help": "0: Read observations are whole files; else longer files are cut and marked truncated."})
     prompt_facts_chars: int = field(default=800, metadata={

@@ -10,6 +10,7 @@ to the structural text, counting why.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -60,6 +61,23 @@ def _ended(text: str, finish_reason: str | None, request: PolicyRequest) -> str:
     return text
 
 
+_OPENER = re.compile(r'starting with "([^"]+)"')
+
+
+def opener(prompt: str) -> str:
+    """The words a prompt's instruction (its last paragraph) asks the reply to start with; "" when none."""
+    found = _OPENER.search(prompt.strip().rsplit("\n\n", 1)[-1])
+    return found.group(1) if found else ""
+
+
+def continued(start: str, text: str) -> str:
+    """A prefilled reply whole: the opener, then the engine's continuation of it (a space between two words
+    where a tokenizer's decoding dropped it)."""
+    if start and text[:1].isalnum() and start[-1:].isalnum():
+        return f"{start} {text}"
+    return start + text
+
+
 def load_prompt(kind: str) -> str:
     return resources.files("retrace.agents").joinpath("prompts", f"{kind}.prompt").read_text(encoding="utf-8")
 
@@ -98,7 +116,7 @@ class ChatPolicy:
     """
 
     def __init__(self, engine, *, kinds: list[str] | None = None, retries: int = 1, retry_temperature: float = 0.7,
-                 retry_samples: int = 1, seed: int = 0):
+                 retry_samples: int = 1, prefill: bool = False, seed: int = 0):
         self.engine = engine
         self.name = engine.backend
         self.kinds = set(kinds or REQUEST_KINDS)
@@ -110,6 +128,7 @@ class ChatPolicy:
         self.retries = retries
         self.retry_temperature = retry_temperature
         self.retry_samples = retry_samples
+        self.prefill = prefill
         self.seed = seed
         self.system = load_prompt("system").strip()
         self.templates = {kind: load_prompt(kind) for kind in REQUEST_KINDS}
@@ -137,7 +156,9 @@ class ChatPolicy:
             still_pending = []
             for i, answer in zip(pending, answers):
                 request = requests[i]
-                verdict = self._best(answer, request, prompts[i])
+                start = opener(prompts[i]) if self.prefill else ""
+                texts = [continued(start, text) for text in answer.texts]
+                verdict = self._best(texts, answer.finish_reasons, request, prompts[i])
                 reason = verdict.reason
                 if reason is None:
                     replies[i] = PolicyReply(verdict.text, self.name, repairs=verdict.repairs)
@@ -156,12 +177,12 @@ class ChatPolicy:
             self.counts["structural"] += len(requests) - len(prompts)
         return replies
 
-    def _best(self, answer, request: PolicyRequest, prompt: str):
+    def _best(self, texts: list[str], finish_reasons, request: PolicyRequest, prompt: str):
         """The verdict on the usable sample with the fewest repairs (the first sample's when none is usable)."""
         instructions = instruction_text(self.templates[request.kind], self.system)
         verdicts = [review_reply(_ended(text, finish, request), request, prompt, finish_reason=finish,
                                  instructions=instructions)
-                    for text, finish in zip(answer.texts, answer.finish_reasons or (None,) * len(answer.texts))]
+                    for text, finish in zip(texts, finish_reasons or (None,) * len(texts))]
         usable = [v for v in verdicts if v.reason is None]
         return min(usable, key=lambda v: len(v.repairs)) if usable else verdicts[0]
 
@@ -175,6 +196,10 @@ class ChatPolicy:
         for stop, members in groups.items():
             conversations = [[{"role": "system", "content": self.system}, {"role": "user", "content": prompts[i]}]
                              for i in members]
+            if self.prefill:  # the reply starts with the opener its instruction asks for; the engine continues it
+                for conversation, i in zip(conversations, members):
+                    if opener(prompts[i]):
+                        conversation.append({"role": "assistant", "content": opener(prompts[i])})
             group_params = replace(params, stop=tuple(params.stop) + stop) if stop else params
             answers.update(zip(members, self.engine.chat(conversations, group_params, desc=desc)))
         return [answers[i] for i in pending]
@@ -199,4 +224,4 @@ def build_policy(args, *, engine=None, engines=None):
     engine = engine or (engines or EnginePool(seed=args.seed)).get(config, role="policy")
     return ChatPolicy(engine, kinds=args.policy_kinds, retries=args.policy_retries,
                       retry_temperature=args.policy_retry_temperature, retry_samples=args.policy_retry_samples,
-                      seed=args.seed)
+                      prefill=args.policy_prefill_opener, seed=args.seed)

@@ -65,9 +65,19 @@ def copies(sentence: str, source: str, names: tuple[str, ...] = ()) -> bool:
     return len(said) >= COPY_MIN_TERMS and len(said & terms(source)) >= COPY_SHARE * len(said)
 
 
+_READ_FIRST = re.compile(r"^\W*I(?: have)? read (.+?) (?:first|before)\b")
+_PATH = re.compile(r"[\w./-]+\.\w+")
+
+
+def reads_other_files(sentence: str, reads: str) -> bool:
+    """Whether `sentence` says "I read X first" of files X other than `reads` (the dependencies' phrase)."""
+    said = _READ_FIRST.match(sentence)
+    return bool(said) and set(_PATH.findall(said.group(1))) != set(_PATH.findall(reads))
+
+
 def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None, open_tail: bool = False,
                     plan_entry: str = "", names: tuple[str, ...] = (), prompt: str = "",
-                    own_voice: bool = False) -> tuple[str, list[str]]:
+                    own_voice: bool = False, reads: str = "") -> tuple[str, list[str]]:
     """`text` without the sentences that add nothing, and why each was dropped: `restated` (an instruction
     said back), `prompt_talk` (about the prompt's view of the file: "The first 5 lines of lib/argument.js
     are ..."), `uninformative` (names none of the `grounding` terms: "The code meets the requirements.";
@@ -75,7 +85,9 @@ def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | No
     ProcessPoolExecutor is defined in futures/process.py." after "... defines a class named
     ProcessPoolExecutor."), `plan_copied` (with `plan_entry`: a sentence that `copies` it), `prompt_copied`
     (with `prompt`: a run of PROMPT_RUN_WORDS words of it, `text_checks.copies_a_run`), `chat_voice` (with
-    `own_voice`, a Think's note to itself: a sentence that speaks to "you" or as the chat, giving an order). The first sentence
+    `own_voice`, a Think's note to itself: a sentence that speaks to "you" or as the chat, giving an order),
+    `other_files` (with `reads`, the files a Think before the Reads reads: a sentence saying it read others
+    first, "I read lib/argument.js first because ..." in lib/argument.js's own Think, `reads_other_files`). The first sentence
     can go too; a lead-in (ending in ":"), a list number and an
     unfinished tail are left to `review_reply`, which judges what is kept."""
     kept: list[str] = []
@@ -97,6 +109,8 @@ def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | No
             dropped.append("plan_copied")
         elif prompt and copies_a_run(sentence, prompt):
             dropped.append("prompt_copied")
+        elif reads and reads_other_files(sentence, reads):
+            dropped.append("other_files")
         elif own_voice and (speaks_to_you(sentence) or speaks_as_the_chat(sentence)):
             dropped.append("chat_voice")
         elif talks_about_the_prompt(sentence):

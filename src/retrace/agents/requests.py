@@ -181,6 +181,14 @@ def think_read_request(work: RepoWork, facts: FileFacts, options: SimulationOpti
                          **work.code_guard(facts, options))
 
 
+def _code_shown(work: RepoWork, facts: FileFacts, chars: int) -> str:
+    """The real file as a prompt shows it: whole, or its first `chars` characters to a line's end, marked."""
+    code = work.texts[facts.path]
+    if len(code) <= chars:
+        return code
+    return code[:chars].rsplit("\n", 1)[0] + f"\n[... {len(code.splitlines())} lines in all]"
+
+
 def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:
     """The Think before the Write: the real file (cut), what the sub-agent read, its task."""
     if facts.deps:
@@ -189,17 +197,16 @@ def think_write_request(work: RepoWork, facts: FileFacts, options: SimulationOpt
                                               for dep in facts.deps)
     else:
         read = "It needs no other file of the project."
-    code = work.texts[facts.path]
-    shown = code if len(code) <= options.prompt_code_chars else (
-        code[: options.prompt_code_chars].rsplit("\n", 1)[0] + f"\n[... {len(code.splitlines())} lines in all]")
-    fields = work.fields(facts, delegation=work.delegation(facts), read=read, code=shown)
+    fields = work.fields(facts, delegation=work.delegation(facts), read=read,
+                         code=_code_shown(work, facts, options.prompt_code_chars))
     return PolicyRequest("think_write", fields, structural.think_write_text(facts), anchors=_anchors(facts),
                          sentences=SENTENCES["think_write"], framing=structural.DELEGATION_FRAMING,
                          echo_of=work.said("purpose", facts.path), **work.code_guard(facts, options))
 
 
 def report_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:
-    """The sub-agent's report: what the file gives the files after it (named from the graph, with what they use)."""
+    """The sub-agent's report: what the file it wrote gives the files after it (named from the graph, with what
+    they use)."""
     users = work.dependents[facts.path]
     if users:
         uses = []
@@ -213,9 +220,11 @@ def report_request(work: RepoWork, facts: FileFacts, options: SimulationOptions)
         after = "No other file of the project imports it."
         audience = "the project"
     defined = ", ".join(facts.defined_names) or f"no class or function ({facts.n_lines} lines)"
-    # not its plan entry: shown it, a small model says the entry again (SmolLM2 on commander, 2026-12-05: 6 of 7
-    # reports refused as repeats_plan); the document holds the plan already
-    fields = work.fields(facts, facts=cap(defined, options.prompt_facts_chars), after=after, audience=audience)
+    # the file it has just written (half the Think's share: a report is one sentence), not its plan entry: shown
+    # the entry, a small model says it again (SmolLM2 on commander, 2026-12-05: 6 of 7 reports refused as
+    # repeats_plan); shown only its names, it has nothing to say of them (all but 1 of 7 refused as uninformative)
+    fields = work.fields(facts, facts=cap(defined, options.prompt_facts_chars), after=after, audience=audience,
+                         code=_code_shown(work, facts, options.prompt_code_chars // 2))
     return PolicyRequest("report", fields, structural.report_text(facts, users), anchors=_anchors(facts, *users),
                          sentences=SENTENCES["report"], stop=SENTENCE_STOPS, echo_of=work.said("purpose", facts.path),
                          **work.code_guard(facts, options))

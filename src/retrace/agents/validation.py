@@ -317,9 +317,16 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         # the delegation's fixed words ("Plan entry 3 of 5. Implement ...") are framing, not material
         grounding = grounding_terms(prompt, f"{instructions}\n{request.framing}", names)
     answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
-                                      plan_entry=request.echo_of, names=names, prompt=prompt,
-                                      own_voice=bool(instructions) and request.kind in THINK_KINDS)
-    if dropped and not answer:  # nothing left: restating the prompt names that best where it does
+                                      plan_entry=request.echo_of, names=names,
+                                      prompt=prompt.strip().rsplit("\n\n", 1)[0],  # not its instruction's opener
+                                      own_voice=bool(instructions) and request.kind in THINK_KINDS,
+                                      reads=request.fields.get("deps", "") if request.kind == "think_read" else "")
+    # nothing left, or for a one-sentence answer its first sentence gone (what is left answers something else: "I
+    # read lib/error.js first because it's already written. I added custom error types to meet the requirements.")
+    lost_answer = request.sentences == 1 and dropped and not answer.startswith(sentences(stripped)[0])
+    if lost_answer:
+        dropped = dropped[:1]  # why the answer went
+    if dropped and (not answer or lost_answer):  # restating the prompt names that best where it does
         restated = {"restated", "prompt_talk", "chat_voice"} & set(dropped) or instructions and (
             says_nothing(stripped, prompt, request.framing) or speaks_as_the_chat(stripped))
         if "prompt_copied" in dropped and not restated:

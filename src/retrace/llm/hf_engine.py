@@ -18,7 +18,7 @@ from retrace.llm.config import EngineConfig
 from retrace.llm.embedded import resolve_model_path
 from retrace.llm.engine import Engine
 from retrace.llm.hf_scoring import HFForwardScoring
-from retrace.llm.types import Message, Reply, SamplingParams, cut_at_stop
+from retrace.llm.types import Message, Reply, SamplingParams, continues_reply, cut_at_stop
 
 
 class _StopInGeneratedText:
@@ -94,9 +94,12 @@ class HFEngine(HFForwardScoring, Engine):
         """`params.n` assistant replies to each conversation, through the model's chat template."""
         if self.tokenizer.chat_template is None:
             raise ValueError(f"{self.name} has no chat template: use a chat model, or a completion-style prompt")
-        # A template without the thinking switch ignores `enable_thinking`.
-        encoded = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                                      enable_thinking=self.config.enable_thinking)["input_ids"]
+        # A template without the thinking switch ignores `enable_thinking`. A conversation ending with the
+        # assistant's opener is continued from it (`continues_reply`).
+        encoded = [self.tokenizer.apply_chat_template(c, add_generation_prompt=not continues_reply(c),
+                                                      continue_final_message=continues_reply(c), tokenize=True,
+                                                      return_dict=True, enable_thinking=self.config.enable_thinking
+                                                      )["input_ids"]
                    for c in conversations]
         return self._generate(encoded, params or self.default_params, desc)
 

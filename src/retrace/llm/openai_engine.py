@@ -27,7 +27,7 @@ from retrace.llm.embedded import resolve_model_path
 from retrace.llm.engine import Engine
 from retrace.llm.http_client import OpenAIClient
 from retrace.llm.scoring import PromptLogprobScoring
-from retrace.llm.types import Message, Reply, SamplingParams, cut_at_stop
+from retrace.llm.types import Message, Reply, SamplingParams, continues_reply, cut_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,11 @@ class OpenAIEngine(PromptLogprobScoring, Engine):
         # vLLM's (and SGLang's) server extension: the chat template's thinking switch, off unless the role's
         # `enable_thinking` key turns it on.
         thinking = {"chat_template_kwargs": {"enable_thinking": self.config.enable_thinking}}
+        # ... and its continuation of a conversation that ends with the assistant's opener (`continues_reply`)
+        prefilled = {"continue_final_message": True, "add_generation_prompt": False}
         return self._run("chat/completions",
-                         [{**self._body(params), **thinking, "messages": c} for c in conversations], params, desc)
+                         [{**self._body(params), **thinking, **(prefilled if continues_reply(c) else {}), "messages": c}
+                          for c in conversations], params, desc)
 
     def complete(self, prompts: list[str], params: SamplingParams | None = None,
                  desc: str = "generating") -> list[Reply]:

@@ -17,6 +17,12 @@ from typing import Any
 Message = dict[str, str]
 
 
+def continues_reply(conversation: Sequence[Message]) -> bool:
+    """Whether a conversation ends with the start of the assistant's reply, which the engine continues (a
+    prefilled opener: the chat template's `continue_final_message`); the reply is then only what follows it."""
+    return bool(conversation) and conversation[-1].get("role") == "assistant"
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample; `temperature` 0 is greedy (then `n` > 1 repeats the same text)."""

@@ -28,7 +28,7 @@ from retrace.llm.config import EngineConfig
 from retrace.llm.embedded import resolve_model_path
 from retrace.llm.engine import Engine
 from retrace.llm.scoring import PromptLogprobScoring
-from retrace.llm.types import Message, Reply, SamplingParams, cut_at_stop
+from retrace.llm.types import Message, Reply, SamplingParams, continues_reply, cut_at_stop
 
 
 def import_vllm():
@@ -115,9 +115,18 @@ class VLLMEngine(PromptLogprobScoring, Engine):
         params = params or self.default_params
         if not conversations:
             return []
-        outputs = self.llm.chat(conversations, self._params(params), use_tqdm=len(conversations) >= 16,
-                                chat_template_kwargs={"enable_thinking": self.config.enable_thinking})
-        return self._replies(outputs, params)
+        # one call per kind of conversation: those ending with the assistant's opener are continued from it
+        replies: dict[int, Reply] = {}
+        for continued in (False, True):
+            members = [i for i, c in enumerate(conversations) if continues_reply(c) == continued]
+            if not members:
+                continue
+            outputs = self.llm.chat([conversations[i] for i in members], self._params(params),
+                                    use_tqdm=len(members) >= 16, add_generation_prompt=not continued,
+                                    continue_final_message=continued,
+                                    chat_template_kwargs={"enable_thinking": self.config.enable_thinking})
+            replies.update(zip(members, self._replies(outputs, params)))
+        return [replies[i] for i in range(len(conversations))]
 
     # -- scoring -----------------------------------------------------------------------------------
 
