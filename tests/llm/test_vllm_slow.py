@@ -52,7 +52,12 @@ if __name__ == "__main__":
     replies = engine.chat(conversations)
     sampled = engine.chat(conversations[:2], SamplingParams(max_new_tokens=48, temperature=0.8, seed=1))
     generated = time.monotonic() - start
+    # a conversation ending with the assistant's opener is continued from it, beside one that is not
+    opened = [{"role": "user", "content": "What is the capital of France?"},
+              {"role": "assistant", "content": "The capital of France is"}]
+    continued = engine.chat([opened, conversations[0]])
     print("RESULT " + json.dumps({"replies": [list(r.texts) for r in replies],
+                                  "continued": [list(r.texts) for r in continued],
                                   "sampled": [list(r.texts) for r in sampled],
                                   "failed": sum(r.failed for r in replies + sampled),
                                   "default_params": engine.default_params.to_dict(),
@@ -92,10 +97,13 @@ def test_vllm_in_process_backend_on_cpu(vllm_python, model_dir, tmp_path):
     assert len(out["replies"]) == 16 and all(len(t) == 1 and t[0] for t in out["replies"])
     assert len(out["sampled"]) == 2 and all(len(t) == 1 and t[0] for t in out["sampled"])
     assert "paris" in out["replies"][0][0].lower()  # the chat template was applied: it answers the question
+    [opened], [plain] = out["continued"]
+    assert "paris" in opened.lower() and not opened.lstrip().startswith("The capital")  # the opener's continuation
+    assert plain == out["replies"][0][0]  # in its place among the conversations, answered as before
     usage = out["usage"]
-    assert usage["requests"] == 18 and usage["completion_tokens"] > 100
+    assert usage["requests"] == 20 and usage["completion_tokens"] > 100
     finishes = {k: v for k, v in usage.items() if k.startswith("finish:")}
-    assert sum(finishes.values()) == 18 and set(finishes) <= {"finish:stop", "finish:length"}
+    assert sum(finishes.values()) == 20 and set(finishes) <= {"finish:stop", "finish:length"}
     assert not any(k.startswith(("failed:", "retry:")) for k in usage)
 
 
@@ -138,6 +146,7 @@ def test_synthesis_with_every_role_on_a_real_vllm_server(vllm_python, model_dir,
         start = time.monotonic()
         result = run_script("synthesize.py", "--sources", str(root), "--output_dir", str(out), "--viewer", "false",
                             *keys, "--policy_max_new_tokens", "64", "--proposer_max_new_tokens", "96",
+                            "--policy_prefill_opener", "true",  # continue_final_message on vLLM's server
                             "--scorer_tokenizer", model_dir, "--scorer_max_model_len", "1024",
                             "--refine", "true", "--refine_iterations", "2", "--refine_candidates", "2",
                             "--refine_max_context_tokens", "256", "--refine_max_target_tokens", "96",
