@@ -464,11 +464,19 @@ def test_a_one_sentence_answer_whose_sentence_is_dropped_is_refused():
     # sentence after it answers another question
     text = ("I read headers.py and util.py first because they are already written. I added StartResponse to "
             "types.py to meet the requirements.")
-    assert review(text, "think_read", sentences=1).reason == "uninformative"
+    assert review(text, "think_read").reason == "uninformative"
     # ... or names files it does not read first
     text = "I read types.py first because StartResponse is there. I read handlers.py first because it is written."
-    assert review(text, "think_read", sentences=1).reason == "uninformative"
+    assert review(text, "think_read").reason == "uninformative"
     kept = review("I read headers.py and util.py first because StartResponse takes their Headers. I read types.py "
-                  "first because it is written.", "think_read", sentences=1)
+                  "first because it is written.", "think_read")
     assert (kept.text, kept.repairs) == (
         "I read headers.py and util.py first because StartResponse takes their Headers.", ("other_files_dropped",))
+
+
+def test_requirements_whose_own_sentence_is_dropped_are_refused():
+    # SmolLM2's requirements of concurrent (quickstart, 2026-12-05): its "The project ... must" sentence said
+    # nothing, and what followed talked about the prompt's file list
+    text = ("The project wsgiref must be met. The file StartResponse is a task that must be included in "
+            "wsgiref.")
+    assert review(text, "requirements").reason == "uninformative"

@@ -85,6 +85,9 @@ THRICE_MAX_SENTENCES = 2
 # A Think is the sub-agent talking to itself: "you" outside quotes is the chat talking to its user ("To write a
 # custom encoder, you can use ...", "In the code, you implement a JSONDecoder class": SmolLM2, quickstart)
 THINK_KINDS = ("think_read", "think_write")
+# the texts whose first sentence is the answer (it opens with their subject: "The project x must", "I read y
+# first because", "z.py ..."); the Think before a Write may go on from a dropped first sentence
+ANSWER_FIRST_KINDS = ("requirements", "purpose", "report", "think_read")
 # a Think, report or plan description is prose: two list items or more are a list (the system prompt: no lists)
 LIST_KINDS = ("purpose", "think_read", "think_write", "report")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.M)
@@ -321,11 +324,11 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
                                       prompt=prompt.strip().rsplit("\n\n", 1)[0],  # not its instruction's opener
                                       own_voice=bool(instructions) and request.kind in THINK_KINDS,
                                       reads=request.fields.get("deps", "") if request.kind == "think_read" else "")
-    # nothing left, or for a one-sentence answer its first sentence gone (what is left answers something else: "I
-    # read lib/error.js first because it's already written. I added custom error types to meet the requirements.")
-    lost_answer = request.sentences == 1 and dropped and not answer.startswith(sentences(stripped)[0])
-    if lost_answer:
-        dropped = dropped[:1]  # why the answer went
+    # nothing left, or the answer's first sentence gone where it is the answer (what is left answers something
+    # else: "I read lib/error.js first because it's already written. I added custom error types to meet the
+    # requirements.", commander; 'The file "futures/: __init__.py" is a task that must be included in
+    # concurrent.' after the requirements' own sentence went, quickstart, 2026-12-05)
+    lost_answer = request.kind in ANSWER_FIRST_KINDS and dropped and not answer.startswith(sentences(stripped)[0])
     if dropped and (not answer or lost_answer):  # restating the prompt names that best where it does
         restated = {"restated", "prompt_talk", "chat_voice"} & set(dropped) or instructions and (
             says_nothing(stripped, prompt, request.framing) or speaks_as_the_chat(stripped))
