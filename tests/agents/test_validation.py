@@ -464,7 +464,7 @@ def test_a_one_sentence_answer_whose_sentence_is_dropped_is_refused():
     # sentence after it answers another question
     text = ("I read headers.py and util.py first because they are already written. I added StartResponse to "
             "types.py to meet the requirements.")
-    assert review(text, "think_read").reason == "uninformative"
+    assert review(text, "think_read").reason == "restates_prompt"  # "already written" is the delegation's framing
     # ... or names files it does not read first
     text = "I read types.py first because StartResponse is there. I read handlers.py first because it is written."
     assert review(text, "think_read").reason == "uninformative"
@@ -480,3 +480,16 @@ def test_requirements_whose_own_sentence_is_dropped_are_refused():
     text = ("The project wsgiref must be met. The file StartResponse is a task that must be included in "
             "wsgiref.")
     assert review(text, "requirements").reason == "uninformative"
+
+
+@pytest.mark.parametrize("sentence", [
+    # SmolLM2's requirements and plan entry of concurrent (quickstart, 2026-12-05): the facts' file tree and
+    # import counts talked about, and the delegation's "already written" as the point
+    "Concurrent.py is one of the existing files in wsgiref.",
+    "It runs the StartResponse script, which is imported by 1 files.",
+    "It is built on the foundation that StartResponse is already implemented.",
+])
+def test_talk_about_the_facts_tree_and_counts_is_dropped(sentence):
+    verdict = review(f"The project wsgiref must serve StartResponse to WSGI handlers. {sentence}", "requirements")
+    assert (verdict.text, verdict.repairs) == ("The project wsgiref must serve StartResponse to WSGI handlers.",
+                                               ("prompt_talk_dropped",))

@@ -208,7 +208,12 @@ _PROMPT_TALK = re.compile(r"\b(?:the )?first (?:\d+|few|two|three|five|ten) (?:l
                           # ("This line is a single line of code that defines a class ...": quickstart)
                           r"\bthis line\b|\blines? of code\b|\bcode snippet\b|"
                           r"\b(?:file|code) (?:starts|begins) (?:like this|with)\b|\bas (?:shown|given) above\b|"
-                          r"\bthe (?:analysis|prompt|instructions?|delegation|plan entry)\b", re.I)
+                          r"\bthe (?:analysis|prompt|instructions?|delegation|plan entry)\b|"
+                          # the facts' own vocabulary for the tree and the graph ("Concurrent.py is one of the
+                          # existing files in concurrent.", "... script, which is imported by 1 files.", "It is
+                          # built on the foundation that concurrent is already implemented.": quickstart 2026-12-05)
+                          r"\bone of the (?:existing |other )?files\b|\bimported by \d+ files?\b|"
+                          r"\b(?:is|are) already (?:implemented|written|in the repository)\b", re.I)
 # The delegation's framing said back as a clause ("This module is built on top of lib/error.js, which is already
 # written.": commander): cut, the rest of the sentence kept.
 _ALREADY_WRITTEN = re.compile(r",?\s+(?:which|that) (?:is|are|was|were|has been|have been) already written\b", re.I)
