@@ -246,3 +246,23 @@ def test_a_proposal_loses_sentences_that_name_nothing_the_prompt_shows_or_repeat
         "To write __init__.py, I'll start by creating a simple WSGI (PEP 3333) Server.", None, 2)
     assert clean_reply("This is where the magic happens. It all works out.", "stop",
                        grounding=grounding).problem == "restates_prompt"
+
+
+def test_a_prefilled_proposer_continues_each_thinks_opener():
+    """`refine_prefill_opener`: every rewrite starts as the policy's Thinks do, and the engine continues it (a
+    rewrite of the Think before the Reads that no longer says why it reads was SmolLM2's, quickstart
+    2026-12-05)."""
+
+    def continuation(conversation, params):
+        assert conversation[-2]["role"] == "user" and conversation[-1]["role"] == "assistant"
+        return " the running total goes into an Accumulator from util.py."
+
+    engine = ScriptedEngine(continuation)
+    proposer = build_proposer(RefineArguments(refine=True, refine_prefill_opener=True), engine=engine)
+    traj, _, _ = search(proposer)
+    openers = {c[-1]["content"] for conversations, _ in engine.calls for c in conversations}
+    assert openers == {"To write util.py, I", "I read util.py first because", "To write app.py, I"}
+    texts = {c.text for s in traj.steps if s.search for c in s.search.candidates}
+    assert "I read util.py first because the running total goes into an Accumulator from util.py." in texts
+    assert all(text.startswith(("To write util.py, I ", "I read util.py first because ", "To write app.py, I "))
+               for text in texts)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from retrace.agents.validation import instruction_text, review_reply
-from retrace.llm import raise_on_failures, synthesis_advice
+from retrace.llm import raise_on_failures, synthesis_advice, with_opener
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +68,6 @@ def opener(prompt: str) -> str:
     """The words a prompt's instruction (its last paragraph) asks the reply to start with; "" when none."""
     found = _OPENER.search(prompt.strip().rsplit("\n\n", 1)[-1])
     return found.group(1) if found else ""
-
-
-def continued(start: str, text: str) -> str:
-    """A prefilled reply whole: the opener, then the engine's continuation of it (a space between two words
-    where a tokenizer's decoding dropped it)."""
-    if start and text[:1].isalnum() and start[-1:].isalnum():
-        return f"{start} {text}"
-    return start + text
 
 
 def load_prompt(kind: str) -> str:
@@ -157,7 +149,7 @@ class ChatPolicy:
             for i, answer in zip(pending, answers):
                 request = requests[i]
                 start = opener(prompts[i]) if self.prefill else ""
-                texts = [continued(start, text) for text in answer.texts]
+                texts = [with_opener(start, text) for text in answer.texts]
                 verdict = self._best(texts, answer.finish_reasons, request, prompts[i])
                 reason = verdict.reason
                 if reason is None:

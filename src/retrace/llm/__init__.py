@@ -28,9 +28,11 @@ from retrace.llm.types import (
     engine_location,
     raise_on_failures,
     synthesis_advice,
+    with_opener,
 )
 
 __all__ = [
+    "with_opener",
     "ENGINES", "STRUCTURAL", "CachedEngine", "EngineConfig", "EnginePool", "Message", "PrefixState", "Reply",
     "RequestCache", "RequestFailed", "RequestsFailed", "SamplingParams", "ScoreRequest", "TargetScore", "Usage",
     "build_embedded_model", "build_engine", "check_engine_keys", "count_failures", "cut_at_stop",

@@ -23,6 +23,14 @@ def continues_reply(conversation: Sequence[Message]) -> bool:
     return bool(conversation) and conversation[-1].get("role") == "assistant"
 
 
+def with_opener(opener: str, text: str) -> str:
+    """A continued reply whole: the opener, then the engine's continuation of it (a space between two words
+    where a tokenizer's decoding dropped it)."""
+    if opener and text[:1].isalnum() and opener[-1:].isalnum():
+        return f"{opener} {text}"
+    return opener + text
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample; `temperature` 0 is greedy (then `n` > 1 repeats the same text)."""

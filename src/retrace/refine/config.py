@@ -27,6 +27,9 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     refine_surprisal_guided: bool = field(default=False, metadata={
         "help": "Show the proposer where the real code is most surprising under the incumbent Think."})
     refine_surprisal_spans: int = field(default=3, metadata={"help": "High-loss spans shown per proposal."})
+    refine_prefill_opener: bool = field(default=False, metadata={
+        "help": "Start each rewrite with the Think's opener (\"I read x.py first because\", \"To write y.py, I\") "
+                "and let the proposer continue it, as policy_prefill_opener does for the policy."})
     refine_max_context_tokens: int = field(default=0, metadata={
         "help": "The document prefix before a Think is cut from the left to this many tokens (Think and payload "
                 "never are); 0: all the scorer's window holds (its max_model_len or max_position_embeddings, "

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Protocol
 
+from retrace.agents.languages import language_phrase
 from retrace.data import Grounding, Plan
 from retrace.data.text_checks import grounding_terms
-from retrace.llm import raise_on_failures, synthesis_advice
+from retrace.llm import raise_on_failures, synthesis_advice, with_opener
+from retrace.llm.types import continues_reply
 from retrace.refine.replies import clean_reply, instruction_sentences
 from retrace.refine.structural import StructuralProposer, render_facts
 
@@ -102,8 +104,10 @@ class ChatProposer:
     an instruction, or repeated) and `duplicate`.
     """
 
-    def __init__(self, engine, *, seed: int = 0, facts_chars: int = 1500, context_chars: int = 700):
+    def __init__(self, engine, *, seed: int = 0, facts_chars: int = 1500, context_chars: int = 700,
+                 prefill: bool = False):
         self.engine = engine
+        self.prefill = prefill  # each rewrite starts with the Think's opener, continued by the engine
         self.name = engine.backend
         self.deterministic = False  # each iteration asks with new angles and a new seed
         self.seed = seed
@@ -139,7 +143,10 @@ class ChatProposer:
             reads=_cap(reads, self.context_chars) or "(none)",
             facts=_cap(render_facts(request.grounding), self.facts_chars), incumbent=request.incumbent,
             surprisal=hot, angle=angle)
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+        conversation = [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+        if self.prefill:
+            conversation.append({"role": "assistant", "content": think_opener(request)})
+        return conversation
 
     def plan_conversation(self, request: PlanRequest) -> list[dict[str, str]]:
         files = "\n".join(_plan_facts_line(path, request.groundings.get(path)) for path in request.plan.paths)
@@ -160,9 +167,10 @@ class ChatProposer:
             replies = self.engine.chat(conversations, params, desc="refine proposals")
             raise_on_failures(replies, self.engine, "proposer", synthesis_advice("proposer"))
             for (i, _), reply, conversation in zip(jobs, replies, conversations):
-                grounding = grounding_terms(conversation[-1]["content"], self.instruction_words,
-                                            (requests[i].repo, requests[i].path))
-                out[i] += self._usable(reply, prose=True, grounding=grounding)
+                opener = conversation[-1]["content"] if continues_reply(conversation) else ""
+                user = next(m["content"] for m in reversed(conversation) if m["role"] == "user")
+                grounding = grounding_terms(user, self.instruction_words, (requests[i].repo, requests[i].path))
+                out[i] += self._usable(reply, prose=True, grounding=grounding, opener=opener)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
     def propose_plans(self, requests: list[PlanRequest]) -> list[list[str]]:
@@ -180,10 +188,10 @@ class ChatProposer:
                 out[i] = self._usable(reply, prose=False)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
-    def _usable(self, reply, *, prose: bool, grounding: frozenset[str] | None = None) -> list[str]:
+    def _usable(self, reply, *, prose: bool, grounding: frozenset[str] | None = None, opener: str = "") -> list[str]:
         texts = []
         for text, finish in zip(reply.texts, reply.finish_reasons or (None,) * len(reply.texts)):
-            cleaned = clean_reply(text, finish, prose=prose, instructions=self.instructions, grounding=grounding)
+            cleaned = clean_reply(with_opener(opener, text), finish, prose=prose, instructions=self.instructions, grounding=grounding)
             if cleaned.problem:
                 self.counts[f"unusable:{cleaned.problem}"] += 1
                 continue
@@ -212,6 +220,14 @@ def _plan_facts_line(path: str, facts: Grounding | None) -> str:
     return f"- {path}: {(facts.purpose if facts else '') or '(no docstring)'}{defines}"
 
 
+def think_opener(request: ProposalRequest) -> str:
+    """The words a rewritten Think starts with, as the policy's Thinks do: why it reads its files first, or
+    how it writes its file."""
+    if request.kind == "think_read" and request.reads:
+        return f"I read {language_phrase(list(request.reads))} first because"
+    return f"To write {request.path}, I"
+
+
 def build_proposer(args: Any, *, seed: int = 0, engine: Any = None, engines: Any = None) -> Proposer:
     """The proposer of a `RefineArguments`: structural, or a `ChatProposer` over the `proposer_*` engine.
 
@@ -225,4 +241,4 @@ def build_proposer(args: Any, *, seed: int = 0, engine: Any = None, engines: Any
         return StructuralProposer(max_chars=args.refine_max_think_chars)
     engine = engine or (engines or EnginePool(seed=seed)).get(config, role="proposer")
     return ChatProposer(engine, seed=seed, facts_chars=args.refine_prompt_facts_chars,
-                        context_chars=args.refine_prompt_context_chars)
+                        context_chars=args.refine_prompt_context_chars, prefill=args.refine_prefill_opener)
