@@ -10,12 +10,11 @@ to the structural text, counting why.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
-from retrace.agents.validation import instruction_text, review_reply
+from retrace.agents.validation import instruction_text, opener, review_reply
 from retrace.llm import raise_on_failures, synthesis_advice, with_opener
 
 logger = logging.getLogger(__name__)
@@ -59,15 +58,6 @@ def _ended(text: str, finish_reason: str | None, request: PolicyRequest) -> str:
             text[-1].isalnum() or text[-1] in "\"')]`"):
         return text + "."
     return text
-
-
-_OPENER = re.compile(r'starting with "([^"]+)"')
-
-
-def opener(prompt: str) -> str:
-    """The words a prompt's instruction (its last paragraph) asks the reply to start with; "" when none."""
-    found = _OPENER.search(prompt.strip().rsplit("\n\n", 1)[-1])
-    return found.group(1) if found else ""
 
 
 def load_prompt(kind: str) -> str:
@@ -190,8 +180,8 @@ class ChatPolicy:
                              for i in members]
             if self.prefill:  # the reply starts with the opener its instruction asks for; the engine continues it
                 for conversation, i in zip(conversations, members):
-                    if opener(prompts[i]):
-                        conversation.append({"role": "assistant", "content": opener(prompts[i])})
+                    if start := opener(prompts[i]):
+                        conversation.append({"role": "assistant", "content": start})
             group_params = replace(params, stop=tuple(params.stop) + stop) if stop else params
             answers.update(zip(members, self.engine.chat(conversations, group_params, desc=desc)))
         return [answers[i] for i in pending]

@@ -128,18 +128,32 @@ def instruction_text(template: str, system: str = "") -> str:
     return f"{system}\n{_PLACEHOLDER.sub(' ', template)}"
 
 
+_OPENER = re.compile(r'starting with "([^"]+)"')
+
+
+def instruction_of(prompt: str) -> str:
+    """A rendered prompt's instruction: its last paragraph."""
+    return prompt.strip().rsplit("\n\n", 1)[-1]
+
+
+def opener(prompt: str) -> str:
+    """The words a prompt's instruction asks the reply to start with; "" when none."""
+    found = _OPENER.search(instruction_of(prompt))
+    return found.group(1) if found else ""
+
+
 def says_nothing(text: str, prompt: str, framing: str = "") -> bool:
     """Whether `text` adds fewer than NOVEL_MIN_WORDS content words to the prompt's framing (its first sentence,
     the role: 'You are writing thread.py in the Python project "concurrent"', its last paragraph, the
     instruction, and `framing`, the fixed words of a delegation it hands on), quotes the instruction or talks
     about its own length."""
-    instruction = prompt.strip().rsplit("\n\n", 1)[-1]
+    instruction = instruction_of(prompt)
     if 'starting with "' in instruction and re.search(r"starting with [\"“]", text) or _SENTENCE_COUNT.search(text):
         return True
     if any(f'"{quoted}' in text for quoted in re.findall(r'"([^"]{8,})"', instruction)):
         return True  # quotes the instruction: 'The file starts with a line that says "To write package.json, I".'
-    opener = re.search(r'starting with "([^"\s]+ [^"\s]+)', instruction)  # two words: not a bare file name
-    if opener and re.search(rf'["“]{re.escape(opener.group(1))}\b', text, re.I):
+    head = opener(prompt).split()[:2]  # two words: not a bare file name
+    if len(head) == 2 and re.search(rf'["“]{re.escape(" ".join(head))}\b', text, re.I):
         return True  # quotes its opener for another file: '... you might describe it as "I read index.js first'
     role = sentences(prompt.strip())[0] if prompt.strip() else ""
     return len(content_words(text) - content_words(f"{role}\n{instruction}\n{framing}")) < NOVEL_MIN_WORDS
