@@ -115,6 +115,9 @@ class ScriptedScorer:
     def think_ids(self, text):
         return [] if text is None else text.split()
 
+    def count_tokens(self, text):
+        return len(text.split())
+
     def score(self, step, thinks):
         from retrace.llm.scoring import TargetScore
 

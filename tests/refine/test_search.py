@@ -232,6 +232,22 @@ def test_step_budget_and_in_place_update():
     assert no_search_trajectory(trajectory).to_dict() == before
 
 
+def test_long_text_between_a_think_and_its_payload_is_skipped_and_not_counted_as_a_step():
+    trajectory = make_trajectory()
+    thinks = [trajectory.steps[3].content, trajectory.steps[9].content]
+    scorer = ScriptedScorer()
+    out, stats = refine_trajectories([trajectory], args(refine_max_between_tokens=20, refine_max_steps_per_repo=2,
+                                                        refine_iterations=1), StructuralProposer(), scorer)
+    # app.py's Think before its Read is scored through util.py's whole text (over 20 words): skipped, so the
+    # two steps searched are the two Thinks before the Writes
+    assert [b["incumbent"] for b in scorer.begun] == thinks
+    assert trajectory.steps[7].search is None and stats.summary.steps == 2
+    assert stats.skipped == {"between": 1} and trajectory.meta["refine"]["skipped"] == {"between": 1}
+    out, stats = refine_trajectories([make_trajectory()], args(refine_max_between_tokens=10_000, refine_iterations=1),
+                                     StructuralProposer(), ScriptedScorer())
+    assert stats.summary.steps == 3 and not stats.skipped
+
+
 def test_surprisal_guided_search_points_at_high_loss_definitions(tiny_scorer):
     scorer = StepScorer(tiny_scorer, max_context_tokens=128)
     out, stats = refine_trajectories([make_trajectory()], args(refine_surprisal_guided=True, refine_iterations=1,

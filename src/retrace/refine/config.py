@@ -45,8 +45,13 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
     refine_leak_line_share: float = field(default=0.3, metadata={
         "help": "A Think with more than this share of its substantial lines verbatim in the payload is a leak."})
     refine_max_steps_per_repo: int = field(default=0, metadata={
-        "help": "Search only the first N searched Thinks of each repository, in document order (0: all; a CPU "
-                "budget)."})
+        "help": "Search only the first N searchable Thinks of each repository, in document order (0: all; a CPU "
+                "budget). Thinks skipped for the window or refine_max_between_tokens do not count."})
+    refine_max_between_tokens: int = field(default=0, metadata={
+        "help": "A Think before the Reads is scored through the Reads' observations and the later Think up to "
+                "the payload; when that text is longer than this many tokens the Think is not searched "
+                "(counted as skipped 'between'). 0: no limit but the scorer's window. A CPU budget: each of "
+                "its candidates forwards all of that text."})
     refine_prompt_facts_chars: int = field(default=1500, metadata={
         "help": "A model proposer is shown the grounding facts (names, signatures) cut to this many characters."})
     refine_prompt_context_chars: int = field(default=700, metadata={
@@ -73,6 +78,8 @@ class RefineArguments(ScorerEngineArguments, ProposerEngineArguments):
                 raise ValueError(f"key '{key}': must be at least 1, got {getattr(self, key)}")
         if self.refine_max_target_tokens < 0:
             raise ValueError("key 'refine_max_target_tokens': must be 0 (all) or positive")
+        if self.refine_max_between_tokens < 0:
+            raise ValueError("key 'refine_max_between_tokens': must be 0 (no limit) or positive")
         if self.refine_max_context_tokens < 0:
             raise ValueError("key 'refine_max_context_tokens': must be 0 (the scorer's window) or positive")
         if not 0.0 <= self.refine_leak_line_share <= 1.0:

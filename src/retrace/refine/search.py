@@ -8,8 +8,9 @@ to itself (`step_scorer`). For each, in document order: the incumbent is the cur
 leakage guard, the rest scored with the incumbent's prefix; the best candidate replaces the incumbent only
 if its mean payload NLL is strictly lower (`loop`). A step whose final Think does not beat the no-Think
 baseline is flagged `unhelpful`, and dropped unless `refine_keep_unhelpful`. A step whose text between
-Think and payload leaves the scorer's window no room for the payload is not searched (counted under
-`meta.refine.skipped`).
+Think and payload leaves the scorer's window no room for the payload (`window`), or a Think before the
+Reads whose text up to the payload is longer than `refine_max_between_tokens` (`between`), is not searched
+(counted under `meta.refine.skipped`; `refine_max_steps_per_repo` counts only the steps searched).
 
 Steps of one repository are searched in order, each conditioned on the already refined (or dropped) Thinks
 before it. Steps of different repositories are searched side by side ("waves": the next step of every
@@ -48,6 +49,7 @@ class RepoSearch:
     payload_segments: dict[int, int]      # write step index -> segment index of its payload
     targets: list[tuple[int, int]]        # (Think, Write) step indices, in document order
     cursor: int = 0
+    max_steps: int = 0                    # 0: search every target
     logs: list[SearchLog] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # Thinks not searched, by reason
     plan_log: SearchLog | None = None
@@ -56,6 +58,7 @@ class RepoSearch:
 
     @classmethod
     def build(cls, traj: Trajectory, max_steps: int = 0) -> RepoSearch:
+        """`max_steps` > 0: stop after that many steps searched (skipped ones do not count)."""
         doc = trajectory_to_document(traj)
         segments = {}
         for step_kind, segment_kind, keep in (("think", "think", True), ("write", "payload", False)):
@@ -66,7 +69,11 @@ class RepoSearch:
                                  "segments")
             segments[step_kind] = dict(zip(indices, found))
         return cls(traj, [s.text for s in doc.segments], segments["think"], segments["write"],
-                   targets.search_targets(traj)[:max_steps or None])
+                   targets.search_targets(traj), max_steps=max_steps)
+
+    @property
+    def searching(self) -> bool:
+        return self.cursor < len(self.targets) and not (self.max_steps and len(self.logs) >= self.max_steps)
 
     def prefix(self, step_index: int) -> str:
         return "".join(self.segment_texts[:self.think_segments[step_index]])
@@ -81,7 +88,7 @@ def refine_trajectories(trajectories: list[Trajectory], args: RefineArguments, p
                         ) -> tuple[list[Trajectory], RefineStats]:
     """Search the Thinks (and with `refine_plan` first the plans) of `trajectories` in place (also returned).
 
-    With `refine_max_steps_per_repo`, only the first N searched Thinks of each repository are searched.
+    With `refine_max_steps_per_repo`, only the first N searchable Thinks of each repository are searched.
     `plan_scorer` defaults to one built on `scorer` from the recipe's `refine_plan_*` keys.
     Raises ValueError when `refine_plan` is set and the proposer has no `propose_plans`.
     """
@@ -97,7 +104,7 @@ def refine_trajectories(trajectories: list[Trajectory], args: RefineArguments, p
             scorer, target_files=args.refine_plan_target_files, target_tokens=args.refine_plan_target_tokens,
             window_tokens=args.refine_plan_window_tokens))
     while True:
-        wave = [r for r in repos if r.cursor < len(r.targets)]
+        wave = [r for r in repos if r.searching]
         if not wave:
             break
         steps = [s for s in (_begin(r, r.targets[r.cursor], args, scorer) for r in wave) if s is not None]
@@ -127,6 +134,10 @@ def _begin(repo: RepoSearch, target: tuple[int, int], args: RefineArguments,
     think, write = repo.traj.steps[index], repo.traj.steps[write_index]
     kind = targets.think_kind(index, write_index)
     between = repo.between(index, write_index) if kind == "think_read" else None
+    if between is not None and args.refine_max_between_tokens and \
+            scorer.count_tokens(between) > args.refine_max_between_tokens:
+        repo.skipped["between"] = repo.skipped.get("between", 0) + 1
+        return None
     scoring = scorer.begin(repo.prefix(index), write.path or "", write.content, think.content, between=between)
     if scoring is None:
         repo.skipped["window"] = repo.skipped.get("window", 0) + 1

@@ -94,6 +94,10 @@ class StepScorer:
     def tokens_forwarded(self) -> int:
         return self.scorer.tokens_forwarded
 
+    def count_tokens(self, text: str) -> int:
+        """`text`'s length in the scorer's tokens, as it is scored (no special tokens)."""
+        return len(self.scorer.encode_target(text))
+
     def think_ids(self, text: str | None) -> list[int]:
         return [] if text is None else self.scorer.encode_target(think_block(text))
 
