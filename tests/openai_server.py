@@ -29,9 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def prompt_material(prompt: str) -> str:
-    """A name from what the prompt shows (its facts, the code), not from its templates or its role line
-    (the file, the project): what a validator that judges information wants a note to name. Names that
-    look like identifiers first."""
+    """Two names from what the prompt shows (its facts, the code), not from its templates or its role line
+    (the file, the project): what a validator that judges information wants a note to name ("A and B", or
+    the one there is). Names that look like identifiers first."""
     from retrace.agents.policies import load_prompt
     from retrace.agents.requests import SENTENCES
     from retrace.data.text_checks import grounding_terms, terms
@@ -41,7 +41,9 @@ def prompt_material(prompt: str) -> str:
     body = rest.rsplit("\n\n", 1)[0]  # not the instruction
     grounding = grounding_terms(body, templates, (role,))
     names = [n for n in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]{3,}\b", body) if terms(n) & grounding]
-    return next((n for n in names if "_" in n or not n[1:].islower()), names[0] if names else "")
+    names.sort(key=lambda n: not ("_" in n or not n[1:].islower()))  # identifiers first, else in order
+    distinct = {frozenset(terms(n)): n for n in reversed(names)}  # one name per set of terms, the first kept
+    return " and ".join(sorted(distinct.values(), key=names.index)[:2])
 
 
 def user_prompt(body: dict) -> str:
@@ -69,7 +71,7 @@ def grounded_reply(body: dict) -> str:
                         ("why you read", "needs its dependencies first, so it reads them")):
         if asked in instruction:
             return f"The server's note: {subject} {note}{uses}."
-    return f"The server's note: {subject} comes next, built from what its dependencies already provide{uses}."
+    return f"The server's note: {subject} comes next{uses}."
 
 
 class FakeChatServer:

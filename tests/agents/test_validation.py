@@ -179,6 +179,22 @@ def test_a_reply_of_sentences_that_add_nothing_is_uninformative():
         "It types the StartResponse callable of PEP 3333.")
 
 
+def test_a_sentence_mostly_of_words_the_prompt_never_showed_is_dropped_as_vague_or_made_up():
+    # SmolLM2's whole Think of types.py (quickstart, 2026-12-05): of its own terms only "checking" is shown
+    vague = ("To write types.py, I'll use a very thorough set of constructs to ensure that I'm checking for the "
+             "presence of a certain thing.")
+    assert review(vague).reason in ("uninformative", "restates_prompt")
+    grounded = "It types the StartResponse callable of PEP 3333, then InputStream with TypeAlias."
+    verdict = review(f"{vague} {grounded}")
+    assert (verdict.reason, verdict.text, verdict.repairs) == (None, grounded, ("unsupported_dropped",))
+    # a report made up around one shown word (SmolLM2's futures/_base.py: "detachable multiplexor")
+    assert review("types.py allows futures to be used for future-bound parallelism, providing a detachable "
+                  "multiplexor that can handle multiple concurrent Protocols.", "report").reason == "uninformative"
+    # reasoning in the model's own words stays where a quarter of them are the file's
+    own = "I keep StartResponse and InputStream as Protocols so that any server's callables match them structurally."
+    assert review(own).text == own
+
+
 def test_the_delegations_already_written_clause_is_cut():
     # SmolLM2's Think before lib/option.js (commander, 2026-12-04)
     verdict = review("To write types.py, I type FileWrapper with TracebackType, which is already written.")

@@ -87,7 +87,7 @@ def marked_reply(body: dict) -> str:
     # each kind in its own words: a Think or report that said its plan entry again would be refused
     said = {"REQ": "counts the words of a text, step by step", "PLAN": "does its share of the counting",
             "WHY": "needs the splitter before it can tally anything", "HOW": "loops over the words and tallies each",
-            "REPORT": "hands later files the totals they print"}[marker]
+            "REPORT": "gives the files after it its names"}[marker]
     material = prompt_material(body["messages"][-1]["content"])  # and names something the prompt shows
     return f"{marker}-{subject}: {subject} {said}" + (f", with {material}." if material else ".")
 

@@ -248,6 +248,24 @@ def test_a_proposal_loses_sentences_that_name_nothing_the_prompt_shows_or_repeat
                        grounding=grounding).problem == "restates_prompt"
 
 
+def test_a_proposal_loses_sentences_made_mostly_of_words_the_prompt_never_showed():
+    """SmolLM2's accepted rewrite of concurrent's one-line __init__.py (quickstart, 2026-12-05) fumbled with a
+    question mark: a sentence that names one shown term among eight of its own."""
+    from retrace.data.text_checks import grounding_terms, known_terms
+
+    instructions, names = "Rewrite this reasoning.", ("concurrent", "__init__.py")
+    prompt = f"Facts: __init__.py holds module-level definitions only (1 line).\n{instructions}"
+    grounding, known = grounding_terms(prompt, instructions, names), known_terms(instructions, names)
+    kept = "To write __init__.py, I keep its module-level definitions on one line."
+    reply = (f"{kept} I first fumble with the file, but instead of listing the definitions I use a question mark "
+             "to indicate that I need them.")
+    cleaned = clean_reply(reply, "stop", grounding=grounding, known=known)
+    assert (cleaned.text, cleaned.problem, cleaned.dropped) == (kept, None, 1)
+    # a sentence in the model's own words that names what the prompt shows stays
+    own = f"{kept} Each definition stays module-level, so importing __init__.py runs that line only."
+    assert clean_reply(own, "stop", grounding=grounding, known=known).text == own
+
+
 def test_a_prefilled_proposer_continues_each_thinks_opener():
     """`refine_prefill_opener`: every rewrite starts as the policy's Thinks do, and the engine continues it (a
     rewrite of the Think before the Reads that no longer says why it reads was SmolLM2's, quickstart

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from retrace.agents import SimulationOptions, StructuralPolicy, simulate_repositories
-from retrace.agents.policies import PolicyReply
+from retrace.agents.policies import PolicyReply, load_prompt
 from retrace.agents.requests import RepoWork, requirements_request, think_read_request
+from retrace.agents.validation import instruction_text, review_reply
 from retrace.data import read_documents, read_trajectories
 from retrace.data.budget_check import (
     budget_summary,
@@ -181,6 +182,12 @@ def test_a_sub_project_reads_what_it_imports_from_other_parts(repo, tmp_path):
     requirements = requirements_request(work, SimulationOptions())
     assert requirements.fields["repo"] == "shop" and "This part of shop is developed on its own" in \
         requirements.fields["facts"]
+    # the part's fixed sentence is framing, not material: "existing" says nothing of the project (SmolLM2 on
+    # concurrent's part, 2026-12-05), while a sentence naming the part's files stays
+    prompt = load_prompt("requirements").format(**requirements.fields)
+    said = "The project shop must bill orders from billing/invoice.py. It fits the existing shop."
+    verdict = review_reply(said, requirements, prompt, instructions=instruction_text(load_prompt("requirements")))
+    assert verdict.text == "The project shop must bill orders from billing/invoice.py."
 
 
 def test_a_file_too_large_for_any_document_is_never_read_from_another(repo):

@@ -33,7 +33,7 @@ class PolicyRequest:
     languages: str = ""             # the project's languages ("Go and C"); others may not be named. "": unchecked
     sentences: int = 0              # the most sentences the prompt asks for: a reply is cut there. 0: no cut
     stop: tuple[str, ...] = ()      # where generation stops (SENTENCE_STOPS: after the first sentence)
-    framing: str = ""               # fixed words the prompt hands on (a delegation's) that a reply must add to
+    framing: str = ""               # the prompt's fixed words (a delegation's, the tree's) a reply must add to
     echo_of: str = ""               # model-written text in the prompt (the file's plan entry) not to repeat
 
 

@@ -120,6 +120,11 @@ def tree_text(graph: RepoGraph) -> str:
     return "\n".join(f"{d}: {', '.join(names)}" for d, names in sorted(by_dir.items()))
 
 
+# graph_text's own words: a sentence made of them says nothing of the project (a prompt's `framing`)
+GRAPH_FRAMING = "No file of the project imports another. imports between files. Most imported: by. " \
+                "Imported by no other file:"
+
+
 def graph_text(graph: RepoGraph, limit: int = 4) -> str:
     """The import graph in two lines: the files most imported, and the code files nothing imports."""
     importers = Counter(imported for _, imported in graph.edges)

@@ -28,6 +28,7 @@ from retrace.data.text_checks import (
     speaks_to_you,
     talks_about_the_prompt,
     terms,
+    unsupported,
 )
 
 # a sentence of COPY_MIN_TERMS+ terms, COPY_SHARE of them from its file's plan entry, says it back
@@ -77,11 +78,13 @@ def reads_other_files(sentence: str, reads: str) -> bool:
 
 def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | None, open_tail: bool = False,
                     plan_entry: str = "", names: tuple[str, ...] = (), prompt: str = "",
-                    own_voice: bool = False, reads: str = "") -> tuple[str, list[str]]:
+                    own_voice: bool = False, reads: str = "", known: frozenset[str] = frozenset(),
+                    ) -> tuple[str, list[str]]:
     """`text` without the sentences that add nothing, and why each was dropped: `restated` (an instruction
     said back), `prompt_talk` (about the prompt's view of the file: "The first 5 lines of lib/argument.js
     are ..."), `uninformative` (names none of the `grounding` terms: "The code meets the requirements.";
-    None: not judged), `said_again` (names no term the sentences before it did not: "The class
+    None: not judged), `unsupported` (most of its terms, less the `known` ones, not among the `grounding`
+    terms: vague or made up, `text_checks.unsupported`), `said_again` (names no term the sentences before it did not: "The class
     ProcessPoolExecutor is defined in futures/process.py." after "... defines a class named
     ProcessPoolExecutor."), `plan_copied` (with `plan_entry`: a sentence that `copies` it), `prompt_copied`
     (with `prompt`: a run of PROMPT_RUN_WORDS words of it, `text_checks.copies_a_run`), `chat_voice` (with
@@ -117,6 +120,8 @@ def prune_sentences(text: str, instructions: str, grounding: frozenset[str] | No
             dropped.append("prompt_talk")
         elif grounding is not None and not informative(sentence, grounding):
             dropped.append("uninformative")
+        elif grounding is not None and unsupported(sentence, grounding, known):
+            dropped.append("unsupported")
         elif grounding is not None and kept and not new_terms and not repeats_an_earlier_sentence(sentence, kept):
             dropped.append("said_again")  # names only what the sentences before it named (a loop stays: refused)
         else:

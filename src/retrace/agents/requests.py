@@ -17,7 +17,14 @@ from retrace.agents import structural
 from retrace.agents.facts import FileFacts, file_facts
 from retrace.agents.languages import code_word_ngrams, forbidden_lines, language_phrase, project_languages
 from retrace.agents.policies import SENTENCE_STOPS, PolicyReply, PolicyRequest
-from retrace.agents.project import about_text, graph_text, manifest_text, repo_overview, tree_text
+from retrace.agents.project import (
+    GRAPH_FRAMING,
+    about_text,
+    graph_text,
+    manifest_text,
+    repo_overview,
+    tree_text,
+)
 from retrace.repo import RepoGraph, RepoSnapshot
 
 if TYPE_CHECKING:
@@ -117,6 +124,13 @@ class RepoWork:
         return {**base, **more}
 
 
+PART_OF = "This part of {repo} is developed on its own: the files below. The rest of {repo} already exists."
+# the requirements prompt's fixed words around its facts: naming them says nothing of the project ('I've made
+# some minor changes to make "Concurrent.py" compatible with the existing concurrent.', after "The rest of
+# concurrent already exists.": SmolLM2, quickstart 2026-12-05)
+REQUIREMENTS_FRAMING = f"{PART_OF.format(repo='')} Files {GRAPH_FRAMING}"
+
+
 def requirements_request(work: RepoWork, options: SimulationOptions) -> PolicyRequest:
     """The main agent's first text: the requirements, from the README, manifests, tree and import graph."""
     source, about = about_text(work.snapshot, work.graph)
@@ -127,15 +141,14 @@ def requirements_request(work: RepoWork, options: SimulationOptions) -> PolicyRe
     if manifests:
         sections.append(f"Manifest:\n{cap(manifests, options.prompt_facts_chars)}")
     if work.snapshot.part_of:
-        sections.append(f"This part of {work.snapshot.project} is developed on its own: the files below. The rest "
-                        f"of {work.snapshot.project} already exists.")
+        sections.append(PART_OF.format(repo=work.snapshot.project))
     sections.append(f"Files ({len(work.facts)}):\n{cap(tree_text(work.graph), options.prompt_facts_chars)}")
     sections.append(graph_text(work.graph))
     overview = repo_overview(work.snapshot, work.graph)
     anchors = [work.snapshot.project, *(_stem(p) for p in work.graph.dev_order)]
     return PolicyRequest("requirements", work.fields(facts="\n".join(sections)),
                          structural.requirements_text(overview), anchors=anchors, languages=work.languages,
-                         sentences=SENTENCES["requirements"])
+                         sentences=SENTENCES["requirements"], framing=REQUIREMENTS_FRAMING)
 
 
 def purpose_request(work: RepoWork, facts: FileFacts, options: SimulationOptions) -> PolicyRequest:

@@ -41,6 +41,7 @@ from retrace.data.text_checks import (
     SENTENCE_BREAK,
     content_words,
     grounding_terms,
+    known_terms,
     loops_by_coverage,
     plain_prose,
     repeats_a_phrase,
@@ -328,16 +329,18 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
         return Verdict("", "list")
     if _FRAGMENT_START.match(stripped):
         return Verdict("", "fragment")
-    grounding = None
+    grounding, known = None, frozenset()
     names = tuple(request.fields.get(name, "") for name in NAME_FIELDS)
     if prompt and instructions:
         # the delegation's fixed words ("Plan entry 3 of 5. Implement ...") are framing, not material
         grounding = grounding_terms(prompt, f"{instructions}\n{request.framing}", names)
+        known = known_terms(f"{instructions}\n{request.framing}", names)
     answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
                                       plan_entry=request.echo_of, names=names,
                                       prompt=prompt.strip().rsplit("\n\n", 1)[0],  # not its instruction's opener
                                       own_voice=bool(instructions) and request.kind in THINK_KINDS,
-                                      reads=request.fields.get("deps", "") if request.kind == "think_read" else "")
+                                      reads=request.fields.get("deps", "") if request.kind == "think_read" else "",
+                                      known=known)
     # nothing left, or the answer's first sentence gone where it is the answer (what is left answers something
     # else: "I read lib/error.js first because it's already written. I added custom error types to meet the
     # requirements.", commander; 'The file "futures/: __init__.py" is a task that must be included in

@@ -237,12 +237,35 @@ def grounding_terms(prompt: str, instructions: str, names: tuple[str, ...] = ())
     """The terms a sentence may carry as information: the prompt's, less its instructions', less `names` (the
     file's path, the project, the languages: a sentence naming only those says nothing about them), less
     GENERIC_TERMS."""
-    return terms(prompt) - terms(instructions) - terms(" ".join(names)) - terms(" ".join(GENERIC_TERMS))
+    return terms(prompt) - known_terms(instructions, names)
 
 
 def informative(sentence: str, grounding: frozenset[str]) -> bool:
     """Whether `sentence` names at least one of the `grounding` terms."""
     return bool(terms(sentence) & grounding)
+
+
+def known_terms(instructions: str, names: tuple[str, ...] = ()) -> frozenset[str]:
+    """The terms that are information neither way: the instructions' (and framing's), `names`, GENERIC_TERMS."""
+    return terms(instructions) | terms(" ".join(names)) | terms(" ".join(GENERIC_TERMS))
+
+
+# A sentence with UNSUPPORTED_MIN_TERMS+ terms of its own, under SUPPORTED_MIN_SHARE of them shown in the prompt,
+# is vague or made up. SmolLM2 on the quickstart, 2026-12-05: "To write types.py, I'll use a very thorough set
+# of constructs to ensure that I'm checking for the presence of a certain thing." (1 of 7), "... providing a
+# detachable multiplexor that can handle multiple concurrent threads." (1 of 8), "The project wsgiref must start
+# by validating the input data to be able to use it to generate sgefire." (1 of 6), "... a Python function that
+# validates a response when the server is unable to accept data due to encryption issues." (1 of 10). Shorter
+# sentences are left alone: "mod5.py reads the settings file first and checks every key." names 1 of 5.
+UNSUPPORTED_MIN_TERMS = 6
+SUPPORTED_MIN_SHARE = 0.2
+
+
+def unsupported(sentence: str, grounding: frozenset[str], known: frozenset[str]) -> bool:
+    """Whether most of what `sentence` says is not in its prompt: UNSUPPORTED_MIN_TERMS+ terms that are not
+    `known` (`known_terms`), under SUPPORTED_MIN_SHARE of them among the `grounding` terms."""
+    own = terms(sentence) - known
+    return len(own) >= UNSUPPORTED_MIN_TERMS and len(own & grounding) < SUPPORTED_MIN_SHARE * len(own)
 
 
 def talks_about_the_prompt(sentence: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from retrace.agents.languages import language_phrase
 from retrace.data import Grounding, Plan
-from retrace.data.text_checks import grounding_terms
+from retrace.data.text_checks import grounding_terms, known_terms
 from retrace.llm import raise_on_failures, synthesis_advice, with_opener
 from retrace.llm.types import continues_reply
 from retrace.refine.replies import clean_reply, instruction_sentences
@@ -169,8 +169,10 @@ class ChatProposer:
             for (i, _), reply, conversation in zip(jobs, replies, conversations):
                 opener = conversation[-1]["content"] if continues_reply(conversation) else ""
                 user = next(m["content"] for m in reversed(conversation) if m["role"] == "user")
-                grounding = grounding_terms(user, self.instruction_words, (requests[i].repo, requests[i].path))
-                out[i] += self._usable(reply, prose=True, grounding=grounding, opener=opener)
+                names = (requests[i].repo, requests[i].path)
+                grounding = grounding_terms(user, self.instruction_words, names)
+                out[i] += self._usable(reply, prose=True, grounding=grounding, opener=opener,
+                                       known=known_terms(self.instruction_words, names))
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
     def propose_plans(self, requests: list[PlanRequest]) -> list[list[str]]:
@@ -188,10 +190,12 @@ class ChatProposer:
                 out[i] = self._usable(reply, prose=False)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
-    def _usable(self, reply, *, prose: bool, grounding: frozenset[str] | None = None, opener: str = "") -> list[str]:
+    def _usable(self, reply, *, prose: bool, grounding: frozenset[str] | None = None, opener: str = "",
+                known: frozenset[str] = frozenset()) -> list[str]:
         texts = []
         for text, finish in zip(reply.texts, reply.finish_reasons or (None,) * len(reply.texts)):
-            cleaned = clean_reply(with_opener(opener, text), finish, prose=prose, instructions=self.instructions, grounding=grounding)
+            cleaned = clean_reply(with_opener(opener, text), finish, prose=prose, instructions=self.instructions,
+                                  grounding=grounding, known=known)
             if cleaned.problem:
                 self.counts[f"unusable:{cleaned.problem}"] += 1
                 continue

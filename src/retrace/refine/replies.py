@@ -5,7 +5,7 @@ scratchpad is removed (an unclosed one makes the reply unusable), a leading "Her
 reasoning:" line is dropped, a reply holding a code fence, document markup or lines of code is refused (a
 Think is prose; the leakage guard then checks what is left against the real code). Fragments (two words
 or fewer: "#1.", "project"), sentences that restate an instruction of the prompt, talk about the prompt or
-name nothing it shows (`text_checks.informative`), and sentences that repeat an earlier one are dropped (a
+name nothing it shows (`text_checks.informative`) or little of what they name (`text_checks.unsupported`), and sentences that repeat an earlier one are dropped (a
 reply that is mostly repetition is refused: a loop), and a reply that does not end a sentence (cut by the token limit, or trailing off) is
 cut back to its last full sentence. Measured on SmolLM2-135M rewriting wsgiref and json Thinks: it restates
 the instruction ("Rewrite this reasoning so that it explains how to implement `__init__.py` ..."), loops
@@ -32,6 +32,7 @@ from retrace.data.text_checks import (
     speaks_to_you,
     stutters,
     talks_about_the_prompt,
+    unsupported,
 )
 from retrace.data.text_checks import sentences as split_sentences
 from retrace.data.text_checks import words as word_list
@@ -88,11 +89,13 @@ def instruction_sentences(texts: Iterable[str]) -> list[frozenset[str]]:
 
 
 def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = True,
-                instructions: list[frozenset[str]] = (), grounding: frozenset[str] | None = None) -> CleanReply:
+                instructions: list[frozenset[str]] = (), grounding: frozenset[str] | None = None,
+                known: frozenset[str] = frozenset()) -> CleanReply:
     """Clean one reply (see the module). `prose=False` (a plan's numbered lines) skips the sentence rules;
     `instructions` (`instruction_sentences` of the prompt's templates) are what a sentence must not restate;
     `grounding` (`text_checks.grounding_terms` of the prompt) what a sentence must name one of (None: not
-    judged)."""
+    judged), and most of whose terms beyond the `known` ones (`text_checks.known_terms`) it must name
+    (`text_checks.unsupported`: vague or made up)."""
     if "</think>" in text:  # a chat template that opens the scratchpad itself leaves only its end
         text = _SCRATCHPAD.sub("", text)
         text = text.rsplit("</think>", 1)[-1]
@@ -111,7 +114,7 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
         return CleanReply("", "list")
     if _loops(text):
         return CleanReply("", "repetition")
-    text, dropped, repeats, sentences = _drop_sentences(text, instructions, grounding)
+    text, dropped, repeats, sentences = _drop_sentences(text, instructions, grounding, known)
     if repeats and repeats * 2 >= sentences or repeats_a_phrase(word_list(text), REPEAT_PHRASE_WORDS_LONG):  # a sentence said again is
         return CleanReply("", "repetition")  # dropped; a phrase said again in what is left is a loop
     if not text and dropped or speaks_as_the_chat(text):
@@ -132,8 +135,8 @@ def clean_reply(text: str, finish_reason: str | None = None, *, prose: bool = Tr
     return CleanReply(text, None, cut, dropped)
 
 
-def _drop_sentences(text: str, instructions: list[frozenset[str]],
-                    grounding: frozenset[str] | None = None) -> tuple[str, int, int, int]:
+def _drop_sentences(text: str, instructions: list[frozenset[str]], grounding: frozenset[str] | None = None,
+                    known: frozenset[str] = frozenset()) -> tuple[str, int, int, int]:
     """The text without restating, repeated, prompt-talking and uninformative sentences; (text, dropped, of
     which repeats, sentences). A sentence repeats when it says an earlier one again, opens as one does or shares
     a phrase of five words with one ("A simple WSGI (PEP 3333) Server" twice: SmolLM2, quickstart)."""
@@ -156,7 +159,8 @@ def _drop_sentences(text: str, instructions: list[frozenset[str]],
             continue
         seen.add(key)
         if any(restates_sentence(words, inst) for inst in instructions) or talks_about_the_prompt(sentence) or (
-                grounding is not None and not informative(sentence, grounding)):
+                grounding is not None and (not informative(sentence, grounding) or
+                                           unsupported(sentence, grounding, known))):
             dropped += 1
             continue
         said.append(sentence)
