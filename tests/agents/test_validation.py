@@ -163,6 +163,10 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     ("think_write", "To write types.py, I type the start_response() callable first. These are the WSGI-specific "
                     "types for handling HTTP requests.", "To write types.py, I type the start_response() callable "
                     "first.", "plan_copied_dropped"),
+    # two terms, both the plan entry's (SmolLM2's futures/thread.py, quickstart 2026-12-05: "I'll need to
+    # implement a thread pool for concurrent execution." after the entry said just that)
+    ("think_write", "To write types.py, I'll need WSGI-specific types. StartResponse types the start_response() "
+                    "callable.", "StartResponse types the start_response() callable.", "plan_copied_dropped"),
     # an instruction said back after the answer
     ("think_read", "The server needs StartResponse. Think aloud about why you read them before writing the server, "
                    "in one sentence.", "The server needs StartResponse.", "restated_dropped"),

@@ -31,8 +31,10 @@ from retrace.data.text_checks import (
     unsupported,
 )
 
-# a sentence of COPY_MIN_TERMS+ terms, COPY_SHARE of them from its file's plan entry, says it back
-COPY_MIN_TERMS = 3
+# a sentence of COPY_MIN_TERMS+ terms, COPY_SHARE of them from its file's plan entry, says it back ("To write
+# futures/thread.py, I'll need to implement a thread pool for concurrent execution." after the entry "... implements
+# a thread pool for concurrent execution.": two terms, the project's name not counted; quickstart 2026-12-05)
+COPY_MIN_TERMS = 2
 COPY_SHARE = 0.8
 # The placeholders that only name things (the file, the project, its languages, the files read): a sentence
 # that names nothing else the prompt showed adds no information (retrace.data.text_checks.informative).
