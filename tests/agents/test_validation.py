@@ -194,6 +194,13 @@ def test_a_sentence_mostly_of_words_the_prompt_never_showed_is_dropped_as_vague_
     # a report made up around one shown word (SmolLM2's futures/_base.py: "detachable multiplexor")
     assert review("types.py allows futures to be used for future-bound parallelism, providing a detachable "
                   "multiplexor that can handle multiple concurrent Protocols.", "report").reason == "uninformative"
+    # the plan entry's words are already in the document: they support nothing (SmolLM2's wsgiref __init__.py,
+    # 2026-12-05, after the entry "__init__.py is a WSGI (PEP 3333) reference library ...")
+    aspect = ("To write types.py, I'd like to add an important aspect: the ability to understand and adjust the "
+              "WSGI types of PEP 3333 for static checking.")
+    assert review(aspect).text == aspect
+    assert review(aspect, echo_of="types.py holds the WSGI types of PEP 3333 for static checking.").reason == \
+        "uninformative"
     # reasoning in the model's own words stays where a quarter of them are the file's
     own = "I keep StartResponse and InputStream as Protocols so that any server's callables match them structurally."
     assert review(own).text == own

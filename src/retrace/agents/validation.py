@@ -334,7 +334,8 @@ def review_reply(text: str, request: PolicyRequest, prompt: str = "", *, instruc
     if prompt and instructions:
         # the delegation's fixed words ("Plan entry 3 of 5. Implement ...") are framing, not material
         grounding = grounding_terms(prompt, f"{instructions}\n{request.framing}", names)
-        known = known_terms(f"{instructions}\n{request.framing}", names)
+        # the plan entry is in the document already: a sentence of its words and unshown ones says nothing
+        known = known_terms(f"{instructions}\n{request.framing}\n{request.echo_of}", names)
     answer, dropped = prune_sentences(stripped, instructions, grounding, open_tail=finish_reason == "length",
                                       plan_entry=request.echo_of, names=names,
                                       prompt=prompt.strip().rsplit("\n\n", 1)[0],  # not its instruction's opener
