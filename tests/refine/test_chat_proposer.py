@@ -266,6 +266,18 @@ def test_a_proposal_loses_sentences_made_mostly_of_words_the_prompt_never_showed
     assert clean_reply(own, "stop", grounding=grounding, known=known).text == own
 
 
+def test_the_plan_entrys_words_support_no_sentence_of_a_proposal():
+    """A sentence of its plan entry's words and words nowhere shown says nothing new: dropped as unsupported."""
+    vague = "I want a clever command line entry point that sums arguments, in a nice clean elegant style somehow."
+    grounded = "The running total of the numbers goes into an Accumulator."
+    proposer = ChatProposer(ScriptedEngine(lambda conversation, params: f"{grounded} {vague}"))
+    ask = ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0, 1)
+    assert proposer.propose([ask]) == [[f"{grounded} {vague}"]]
+    entry = "2. app.py: command line entry point that sums its arguments."
+    assert proposer.propose([ProposalRequest("calc", "app.py", "Now I write it.", "Now I write it.", APP_FACTS, 0,
+                                             1, plan_entry=entry)]) == [[grounded]]
+
+
 def test_a_prefilled_proposer_continues_each_thinks_opener():
     """`refine_prefill_opener`: every rewrite starts as the policy's Thinks do, and the engine continues it (a
     rewrite of the Think before the Reads that no longer says why it reads was SmolLM2's, quickstart

@@ -171,8 +171,9 @@ class ChatProposer:
                 user = next(m["content"] for m in reversed(conversation) if m["role"] == "user")
                 names = (requests[i].repo, requests[i].path)
                 grounding = grounding_terms(user, self.instruction_words, names)
-                out[i] += self._usable(reply, prose=True, grounding=grounding, opener=opener,
-                                       known=known_terms(self.instruction_words, names))
+                # the file's plan entry is in the document already: its words support no sentence
+                known = known_terms(f"{self.instruction_words}\n{requests[i].plan_entry}", names)
+                out[i] += self._usable(reply, prose=True, grounding=grounding, opener=opener, known=known)
         return [self._new(texts, request) for texts, request in zip(out, requests)]
 
     def propose_plans(self, requests: list[PlanRequest]) -> list[list[str]]:
