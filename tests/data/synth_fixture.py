@@ -79,7 +79,7 @@ def build_synth_output(tmp: Path) -> Path:
     dropped.content = DROPPED_THINK
     dropped.search = SearchLog.from_dict({**SEARCH_LOG, "candidates": [], "unhelpful": True, "dropped": True})
     traj.meta["refine"] = {"dropped": [{"index": index, "step": dropped.to_dict()}],
-                           "stats": {"steps": 2, "accepted": 1, "mean_nll_gain": 0.0877}}
+                           "stats": {"steps": 2, "accepted": 1, "mean_nll_gain": 0.0877}, "skipped": {"between": 1}}
     export_repository(out, "train", traj, files)
     held, held_files = _simulate(_write_tree(tmp / "src_heldout", HELDOUT_FILES), "heldlib")
     export_repository(out, "heldout", held, held_files)

@@ -62,6 +62,7 @@ def test_index_and_pages_for_both_splits(site):
                      "Broken edges (1)", 'class="legend"', "search log: 3 candidates", "1.2345", "accepted",
                      "incumbent_nll: 1.1000 \u2192 1.0123", "leak: ngram", "fallback: too_short", "by hf",
                      "truncated", "dropped by search: not in the document", DROPPED_THINK, "mean_nll_gain: 0.0877",
+                     "not searched", "between: 1",
                      "grounding facts", "purpose: Helpers.", "line 4: def clamp(x, lo, hi)  # Clamp x into [lo, hi]."):
         assert expected in page, expected
     assert page.count('<details class="episode"') == 6

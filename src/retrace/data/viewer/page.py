@@ -274,6 +274,9 @@ def render_repo_body(repo: RepoView, index_href: str) -> str:
     if isinstance(refine_stats, dict):
         facts.append(("search", " ".join(badge(f"{k}: {_number(v)}", "info")
                                          for k, v in refine_stats.items() if not isinstance(v, (list, dict)))))
+    skipped = (meta.get("refine") or {}).get("skipped") or {}  # Thinks not searched, by reason (window, between)
+    if skipped:
+        facts.append(("not searched", " ".join(badge(f"{esc(k)}: {v}", "info") for k, v in sorted(skipped.items()))))
     kinds = "".join(f"<tr><td>{esc(k)}</td><td>{t:,}</td><td>{m:,}</td></tr>" for k, (t, m) in repo.kind_chars.items())
     parts = [
         f'<header><nav><a href="{esc(index_href)}">&larr; all repositories</a>'
