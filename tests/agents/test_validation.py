@@ -167,6 +167,15 @@ def test_a_think_that_hands_its_delegation_back_says_nothing(text):
     # implement a thread pool for concurrent execution." after the entry said just that)
     ("think_write", "To write types.py, I'll need WSGI-specific types. StartResponse types the start_response() "
                     "callable.", "StartResponse types the start_response() callable.", "plan_copied_dropped"),
+    # the prompt's parts taken for the code's (SmolLM2 in the quickstart, 2026-12-05)
+    ("think_write", "StartResponse types the start_response() callable. The code is in the `InputStream` section.",
+     "StartResponse types the start_response() callable.", "prompt_talk_dropped"),
+    ("think_write", "StartResponse types the start_response() callable. I'll focus on the section on InputStream.",
+     "StartResponse types the start_response() callable.", "prompt_talk_dropped"),
+    # narrating the note to its readers (SmolLM2's futures/_base.py, quickstart 2026-12-05)
+    ("think_write", "StartResponse types the start_response() callable. I'll mention the possibility of a "
+                    "TracebackType to the readers of the file.", "StartResponse types the start_response() "
+                    "callable.", "chat_voice_dropped"),
     # an instruction said back after the answer
     ("think_read", "The server needs StartResponse. Think aloud about why you read them before writing the server, "
                    "in one sentence.", "The server needs StartResponse.", "restated_dropped"),

@@ -159,6 +159,10 @@ _STYLE_TALK = re.compile(r"\bplain english\b|\bengineering notes?\b|\bno code bl
                          r"\b(?:the|this) task (?:involves|is to|requires|at hand)\b|\bin this task\b|"
                          # a tutor's voice ("I will start by explaining the basics of options": commander)
                          r"\bexplain(?:ing)? (?:the basics|what \w+ (?:is|are))\b|"
+                         # narrating the note to its readers ("I'll start by explaining that I'll create a class
+                         # ... I'll mention the possibility of future-related exceptions to the readers of the
+                         # file": SmolLM2's futures/_base.py, quickstart 2026-12-05)
+                         r"\bexplain(?:ing)? that\b|\bto the readers?\b|\bthe readers? of\b|"
                          # the note talking about itself ("I'm dedicating two sentences to documenting the
                          # code", "I mentioned that I read the index.js first": commander, 2026-12-04)
                          r"\b(?:one|two|three|four|five|\d) sentences?\b|\bI (?:mentioned|said|noted) that\b", re.I)
@@ -213,7 +217,11 @@ _PROMPT_TALK = re.compile(r"\b(?:the )?first (?:\d+|few|two|three|five|ten) (?:l
                           # existing files in concurrent.", "... script, which is imported by 1 files.", "It is
                           # built on the foundation that concurrent is already implemented.": quickstart 2026-12-05)
                           r"\bone of the (?:existing |other )?files\b|\bimported by \d+ files?\b|"
-                          r"\b(?:is|are) already (?:implemented|written|in the repository)\b", re.I)
+                          r"\b(?:is|are) already (?:implemented|written|in the repository)\b|"
+                          # the prompt's parts as the code's ("I'll focus on the section on headers", "The code is
+                          # in the `FIRST_COMPLETED` section.", "because of the in-repo import": quickstart 2026-12-05)
+                          r"\bthe section on\b|\b(?:is|are) in the [`'\"][\w.]+[`'\"] section\b|"
+                          r"\bin-repo(?:sitory)? imports?\b", re.I)
 # The delegation's framing said back as a clause ("This module is built on top of lib/error.js, which is already
 # written.": commander): cut, the rest of the sentence kept.
 _ALREADY_WRITTEN = re.compile(r",?\s+(?:which|that) (?:is|are|was|were|has been|have been) already written\b", re.I)
