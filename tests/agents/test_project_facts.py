@@ -62,6 +62,7 @@ def test_other_languages_may_be_named_only_where_the_prompt_names_them():
     assert foreign_languages("JSON comes from JavaScript object literals.", "Python\nJavaScript Object Notation") == []
     assert foreign_languages("It parses Java-style and C++ comments.", "JavaScript") == ["C++", "Java"]
     assert foreign_languages("The JavaScript API.", "TypeScript and JavaScript") == []
+    assert foreign_languages("esm.mjs is an Elixir-like module.", "JavaScript") == ["Elixir"]
 
 
 def test_a_readme_reads_as_prose():

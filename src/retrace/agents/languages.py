@@ -19,7 +19,9 @@ LANGUAGE_NAMES = {
 }
 # Names a reply may use only for a language of the project, or one its prompt names (json's docstring says
 # "JavaScript"). "Go" and "C" are left out: as words they are too often something else.
-_LANGUAGE_WORDS = re.compile(r"\b(Python|JavaScript|TypeScript|Java|Rust|Ruby|PHP|Kotlin|Swift|Perl)\b|C\+\+|C#")
+# ("esm.mjs is an Elixir-like module": SmolLM2 on commander, 2026-12-05)
+_LANGUAGE_WORDS = re.compile(r"\b(Python|JavaScript|TypeScript|Java|Rust|Ruby|PHP|Kotlin|Swift|Perl|Golang|Scala|"
+                             r"Haskell|Elixir|Erlang|Clojure|Lua|Dart)\b|C\+\+|C#")
 _ASSIGNMENT = re.compile(r"\s=\s")
 
 
