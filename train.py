@@ -38,13 +38,20 @@ run_info.json.
 from __future__ import annotations
 
 from retrace.recipe import run_entry
-from retrace.training import DataArguments, ModelArguments, RetraceTrainingArguments, run_training
+from retrace.training import (
+    DataArguments,
+    ModelArguments,
+    RetraceTrainingArguments,
+    close_process_group,
+    run_training,
+)
 
 
 def main(model_args: ModelArguments, data_args: DataArguments, training_args: RetraceTrainingArguments,
          recipe) -> None:
     # A RecipeError from here (documents that do not exist yet) is one line and exit 2, like a parse error.
     run_training(model_args, data_args, training_args, recipe)
+    close_process_group()  # every rank, before exit (a launched run's ranks must not abort in teardown)
 
 
 if __name__ == "__main__":

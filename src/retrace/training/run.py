@@ -162,3 +162,14 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, training_
                                                         merged_dir=merged))
         logger.info("saved the model, tokenizer, model card and metrics to %s", output_dir)
     return {"train": metrics, "data": data_stats}
+
+
+def close_process_group() -> None:
+    """Tear down the distributed process group of a launched run before the interpreter exits. Left to the
+    interpreter's teardown, a rank can abort after saving ("terminate called without an active exception",
+    exit 250: ZeRO-3 on two CPU ranks, 2026-12-05), and the launcher then reports the whole run as failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
