@@ -8,6 +8,7 @@ because `refine` may not import `agents`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # restates_prompt: a reply sentence restates an instruction sentence when they share at least
 # RESTATE_MIN_SHARED content words (stems) and those make up RESTATE_REPLY_SHARE of the reply sentence's
@@ -255,7 +256,12 @@ def informative(sentence: str, grounding: frozenset[str]) -> bool:
 
 def known_terms(instructions: str, names: tuple[str, ...] = ()) -> frozenset[str]:
     """The terms that are information neither way: the instructions' (and framing's), `names`, GENERIC_TERMS."""
-    return terms(instructions) | terms(" ".join(names)) | terms(" ".join(GENERIC_TERMS))
+    return terms(instructions) | terms(" ".join(names)) | _generic_stems()
+
+
+@lru_cache(maxsize=1)
+def _generic_stems() -> frozenset[str]:
+    return terms(" ".join(GENERIC_TERMS))
 
 
 # A sentence with UNSUPPORTED_MIN_TERMS+ terms of its own, under SUPPORTED_MIN_SHARE of them shown in the prompt,
